@@ -1,0 +1,42 @@
+"""Paths and default hyper-parameters shared by the package, the CLIs and the notebook.
+
+Every path is relative to the repository root, so a clone works wherever it lives.
+Environment variables override the data and output folders without editing code:
+DENOISE_DATA_DIR, DENOISE_IMAGE_DIR, DENOISE_RUNS_DIR.
+"""
+
+import os
+from pathlib import Path
+
+ROOT_DIR = Path(__file__).resolve().parent
+
+DATA_DIR = Path(os.environ.get("DENOISE_DATA_DIR", ROOT_DIR / "data"))
+IMAGE_DIR = Path(os.environ.get("DENOISE_IMAGE_DIR", ROOT_DIR / "image"))
+RUNS_DIR = Path(os.environ.get("DENOISE_RUNS_DIR", ROOT_DIR / "runs"))
+STORAGE_DIR = ROOT_DIR / "model" / "storage"
+CHECKPOINT_PATH = STORAGE_DIR / "trained_unet.pth"  # shipped weights; training never writes here
+
+DEMO_DIR = ROOT_DIR / "data" / "demo"  # embedded photos, tracked in git
+AFHQ_DIR = DATA_DIR / "afhq"  # where utils/download.py puts AFHQ
+SPLITS_DIR = DATA_DIR / "splits"  # split manifests
+KAGGLE_DATASET = "andrewmvd/animal-faces"
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# Noise: sigma is on the [0, 1] pixel scale. 0.5 is the original project's level.
+NOISE_SIGMA = 0.5
+SEED = 0
+
+# Split (the original kept 10% of AFHQ and moved 50 val images to test)
+RETAIN = 0.1
+TEST_SIZE = 50
+
+# Training (the original's values where they are sound)
+EPOCHS = 10
+BATCH_SIZE = 16
+EVAL_BATCH_SIZE = 4
+LEARNING_RATE = 1e-3
+CROP_SIZE = 128  # random training crop; the original resized to 224 instead
+EVAL_CROP_SIZE = 256  # centre crop for validation during training
+GRAD_CLIP = 1.0
+MAX_BAD_STEPS = 10  # consecutive non-finite losses before training stops
