@@ -30,6 +30,7 @@ SEED = 0
 # Split (the original kept 10% of AFHQ and moved 50 val images to test)
 RETAIN = 0.1
 TEST_SIZE = 50
+DEMO_TEST_SIZE = 12  # val and test images each, for small folders such as the demo set
 
 # Training (the original's values where they are sound)
 EPOCHS = 10

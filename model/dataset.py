@@ -1,0 +1,246 @@
+"""Datasets: clean photos with Gaussian noise added on the fly, or paired noisy/clean files.
+
+Every item is `(noisy, clean, sigma)`: float32 (3, H, W) tensors in [0, 1] (the noisy one is
+not clipped unless asked) and the noise level as a 0-d tensor, so models that take the
+noise level and models that don't can share one training loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import warnings
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from constants import IMAGE_EXTENSIONS, NOISE_SIGMA, SEED
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files below `folder`, sorted so every machine sees the same order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Decode a photo to a float32 RGB tensor (3, H, W) in [0, 1].
+
+    Applies the EXIF orientation (phones store rotated pixels), turns grayscale, palette and
+    alpha images into RGB (alpha is dropped), and keeps the full range of 16-bit images.
+    """
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            image.load()  # decode now, so a truncated file fails here with its name
+            return _to_tensor(image)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(f"{path}: cannot read image ({error})") from error
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grayscale
+        array = np.asarray(image, dtype=np.float32) / 65535.0
+        return torch.from_numpy(array.clip(0, 1)).expand(3, -1, -1).contiguous()
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """Write a (3, H, W) tensor as an 8-bit PNG through a temporary file."""
+    array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp.name, path)
+
+
+def image_seed(name: str, seed: int) -> int:
+    """A seed derived from a file name, identical on every machine and every run."""
+    return zlib.crc32(f"{seed}:{name}".encode())
+
+
+def add_gaussian_noise(
+    clean: torch.Tensor, sigma: float, generator: torch.Generator | None = None, clip: bool = False
+) -> torch.Tensor:
+    """clean + N(0, sigma^2), optionally clipped to [0, 1]."""
+    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype) * sigma
+    noisy = clean + noise
+    return noisy.clamp(0, 1) if clip else noisy
+
+
+def pad_to(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Reflect-pad an image that is smaller than `size` on either side (edge copies if tiny)."""
+    pad_h, pad_w = max(0, size - image.shape[-2]), max(0, size - image.shape[-1])
+    if not (pad_h or pad_w):
+        return image
+    mode = "reflect" if pad_h < image.shape[-2] and pad_w < image.shape[-1] else "replicate"
+    return F.pad(image[None], (0, pad_w, 0, pad_h), mode=mode)[0]
+
+
+def crop_and_flip(
+    images: Sequence[torch.Tensor], size: int | None, train: bool, rng: random.Random
+) -> list[torch.Tensor]:
+    """The same crop (random if training, else centred) and flips applied to every image."""
+    if size is not None:
+        images = [pad_to(image, size) for image in images]
+        height, width = images[0].shape[-2:]
+        top = rng.randint(0, height - size) if train else (height - size) // 2
+        left = rng.randint(0, width - size) if train else (width - size) // 2
+        images = [image[:, top : top + size, left : left + size] for image in images]
+    if train:
+        if rng.random() < 0.5:
+            images = [image.flip(-1) for image in images]
+        if rng.random() < 0.5:
+            images = [image.flip(-2) for image in images]
+    return [image.contiguous() for image in images]
+
+
+class NoisyImageDataset(Dataset):
+    """Clean photos; Gaussian noise is drawn fresh each time (training) or per image (eval).
+
+    Args:
+        paths: image files.
+        sigma: noise std on the [0, 1] scale, or a (low, high) range sampled uniformly.
+        crop_size: side of the square crop, or None for whole images.
+        train: random crops, flips and fresh noise; otherwise a centre crop and noise seeded
+            by the file name, so every evaluation sees exactly the same noisy images.
+        clip: clip the noisy image to [0, 1] (the original project did; the literature does not).
+        repeats: how many times each image appears per epoch (more random crops of small sets).
+        root: folder that names are taken relative to (for seeds and reports).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        sigma: float | tuple[float, float] = NOISE_SIGMA,
+        crop_size: int | None = None,
+        train: bool = False,
+        clip: bool = False,
+        repeats: int = 1,
+        seed: int = SEED,
+        root: str | Path | None = None,
+    ) -> None:
+        if not paths:
+            raise ValueError("no images given to the dataset")
+        low, high = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
+        if not 0 <= low <= high:
+            raise ValueError(f"sigma must be >= 0 (and low <= high), got {sigma}")
+        self.paths = [Path(p) for p in paths]
+        self.root = Path(root) if root is not None else None
+        self.sigma_range = (float(low), float(high))
+        self.crop_size, self.train, self.clip = crop_size, train, clip
+        self.repeats, self.seed = repeats, seed
+        self.bad_files: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.repeats
+
+    def name(self, index: int) -> str:
+        path = self.paths[index % len(self.paths)]
+        return path.relative_to(self.root).as_posix() if self.root else path.name
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index %= len(self.paths)
+        clean = self._load_skipping_bad(index)
+        if self.train:
+            rng, generator = random.Random(torch.randint(2**62, ()).item()), None
+        else:
+            seed = image_seed(self.name(index), self.seed)
+            rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
+        (clean,) = crop_and_flip([clean], self.crop_size, self.train, rng)
+        low, high = self.sigma_range
+        sigma = low + (high - low) * rng.random()
+        noisy = add_gaussian_noise(clean, sigma, generator, self.clip)
+        return noisy, clean, torch.tensor(sigma, dtype=torch.float32)
+
+    def _load_skipping_bad(self, index: int) -> torch.Tensor:
+        """Load image `index`; a broken file is reported once and replaced by the next one."""
+        for offset in range(len(self.paths)):
+            path = self.paths[(index + offset) % len(self.paths)]
+            try:
+                return load_image(path)
+            except ImageReadError as error:
+                if path not in self.bad_files:
+                    self.bad_files.add(path)
+                    warnings.warn(f"skipping {error}", stacklevel=2)
+        raise ImageReadError(f"none of the {len(self.paths)} images could be read")
+
+
+class PairedImageDataset(Dataset):
+    """Noisy/clean file pairs as written by `utils/add_noise.py`: root/images, root/labels.
+
+    Files are matched by name (not by listing order, which differs between machines), and any
+    file without a partner is named in the error. The noise level comes from root/noise.json.
+    """
+
+    def __init__(self, root: str | Path, crop_size: int | None = None, train: bool = False) -> None:
+        root = Path(root)
+        noisy = {p.relative_to(root / "images").with_suffix("").as_posix(): p for p in list_images(root / "images")}
+        clean = {p.relative_to(root / "labels").with_suffix("").as_posix(): p for p in list_images(root / "labels")}
+        unmatched = sorted(set(noisy) ^ set(clean))
+        if unmatched:
+            shown = ", ".join(unmatched[:10]) + (" ..." if len(unmatched) > 10 else "")
+            raise ValueError(f"{root}: {len(unmatched)} noisy/clean files without a partner: {shown}")
+        if not noisy:
+            raise ValueError(f"{root}: no image pairs in images/ and labels/")
+        info_file = root / "noise.json"
+        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        self.sigma = float(info.get("sigma", float("nan")))
+        self.names = sorted(noisy)
+        self.pairs = [(noisy[n], clean[n]) for n in self.names]
+        self.crop_size, self.train = crop_size, train
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        noisy_path, clean_path = self.pairs[index]
+        noisy, clean = load_image(noisy_path), load_image(clean_path)
+        if noisy.shape != clean.shape:
+            raise ValueError(f"{noisy_path}: size {tuple(noisy.shape)} differs from {clean_path}")
+        seed = torch.randint(2**62, ()).item() if self.train else index
+        noisy, clean = crop_and_flip([noisy, clean], self.crop_size, self.train, random.Random(seed))
+        return noisy, clean, torch.tensor(self.sigma, dtype=torch.float32)
+
+
+def split_datasets(
+    manifest: dict,
+    sigma: float | tuple[float, float] = NOISE_SIGMA,
+    crop_size: int | None = None,
+    eval_crop_size: int | None = None,
+    repeats: int = 1,
+    clip: bool = False,
+    seed: int = SEED,
+) -> dict[str, NoisyImageDataset]:
+    """Train/val/test datasets from a split manifest (see utils/split_data.py).
+
+    Training gets random crops and fresh noise; validation a fixed centre crop; test whole
+    images. Val and test noise is seeded per image, so their numbers are reproducible.
+    """
+    root = Path(manifest["root"])
+
+    def dataset(name: str, crop: int | None, train: bool) -> NoisyImageDataset:
+        paths = [root / p for p in manifest[name]]
+        return NoisyImageDataset(paths, sigma, crop, train, clip, repeats if train else 1, seed, root)
+
+    return {
+        "train": dataset("train", crop_size, True),
+        "val": dataset("val", eval_crop_size, False),
+        "test": dataset("test", None, False),
+    }

@@ -1,0 +1,121 @@
+"""Evaluate a trained run: PSNR/SSIM of noisy input vs denoised output, and prediction grids.
+
+    python -m model.evaluate --run runs/demo            # test table + image/{val,test}_prediction_N.png
+
+Noise is seeded per image and the noisy input is not clipped (unless the run trained with
+--clip-noisy), so the numbers are the same on every machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import constants as C
+from model.checkpoint import CheckpointError, load_model
+from model.dataset import NoisyImageDataset, split_datasets
+from model.metrics import psnr, ssim
+from model.train import pick_device
+from utils.plots import plot_predictions
+from utils.split_data import load_split
+
+ROWS_PER_GRID = 4
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    dataset: NoisyImageDataset,
+    device: str | torch.device = "cpu",
+    plot_prefix: str | None = None,
+    image_dir: str | Path = C.IMAGE_DIR,
+    max_plots: int = 2,
+) -> list[dict]:
+    """One row per image: name, sigma, PSNR and SSIM of the noisy input and of the output.
+
+    With `plot_prefix`, the first `max_plots` grids of ROWS_PER_GRID images are written to
+    image_dir/{plot_prefix}_prediction_{n}.png (n from 1).
+    """
+    model.eval().to(device)
+    rows, shown = [], []
+    for index in tqdm(range(len(dataset)), desc="evaluating", leave=False):
+        noisy, clean, sigma = dataset[index]
+        denoised = model(noisy[None].to(device), sigma[None].to(device))[0].cpu()
+        rows.append(
+            {
+                "image": dataset.name(index),
+                "sigma": round(sigma.item(), 4),
+                "psnr_noisy": psnr(noisy, clean).item(),
+                "psnr_denoised": psnr(denoised, clean).item(),
+                "ssim_noisy": ssim(noisy, clean).item(),
+                "ssim_denoised": ssim(denoised, clean).item(),
+            }
+        )
+        if plot_prefix and len(shown) < max_plots * ROWS_PER_GRID:
+            shown.append((noisy, denoised, clean, dataset.name(index)))
+    for n, start in enumerate(range(0, len(shown), ROWS_PER_GRID), start=1):
+        group = list(zip(*shown[start : start + ROWS_PER_GRID]))
+        plot_predictions(*group[:3], Path(image_dir) / f"{plot_prefix}_prediction_{n}.png", names=group[3])
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean of every metric over the rows."""
+    return {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key.startswith(("psnr", "ssim"))}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Per-image rows and their mean, as a markdown table."""
+    lines = [
+        "| image | sigma | PSNR noisy | PSNR denoised | SSIM noisy | SSIM denoised |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows + [{"image": "**mean**", "sigma": "", **summarize(rows)}]:
+        lines.append(
+            f"| {r['image']} | {r['sigma']} | {r['psnr_noisy']:.2f} | {r['psnr_denoised']:.2f} "
+            f"| {r['ssim_noisy']:.3f} | {r['ssim_denoised']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = C.IMAGE_DIR) -> list[dict]:
+    """Evaluate a run folder's best checkpoint on its own split: val and test grids, test rows."""
+    run_dir = Path(run_dir)
+    model, checkpoint = load_model(run_dir / "best.pth", pick_device(device))
+    train_config = checkpoint.get("train_config", {})
+    sigma = train_config.get("sigma", C.NOISE_SIGMA)
+    datasets = split_datasets(
+        load_split(run_dir / "split.json"),
+        sigma=sigma,
+        eval_crop_size=train_config.get("eval_crop_size", C.EVAL_CROP_SIZE),
+        clip=train_config.get("clip_noisy", False),
+        seed=train_config.get("seed", C.SEED),
+    )
+    evaluate(model, datasets["val"], model.out_conv.weight.device, "val", image_dir)
+    return evaluate(model, datasets["test"], model.out_conv.weight.device, "test", image_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=C.RUNS_DIR / "latest", help="a folder written by model.train")
+    parser.add_argument("--device", default="")
+    parser.add_argument("--image-dir", type=Path, default=C.IMAGE_DIR)
+    args = parser.parse_args()
+    try:
+        rows = evaluate_run(args.run, args.device, args.image_dir)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(markdown_table(rows))
+    mean = summarize(rows)
+    print(
+        f"\ntest mean PSNR: noisy {mean['psnr_noisy']:.2f} dB -> denoised {mean['psnr_denoised']:.2f} dB "
+        f"({mean['psnr_denoised'] - mean['psnr_noisy']:+.2f} dB); plots in {args.image_dir}"
+    )
+
+
+if __name__ == "__main__":
+    main()

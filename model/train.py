@@ -1,0 +1,271 @@
+"""Train the U-Net denoiser: read it top to bottom, or run it.
+
+    python -m model.train                                  # AFHQ if downloaded, else the demo photos
+    python -m model.train --base-channels 32 --epochs 8    # any TrainConfig field is a flag
+    python -m model.train --out-dir runs/demo --resume     # continue where a run stopped
+
+A run folder holds `best.pth` (best validation PSNR), `last.pth` (for --resume),
+`history.json` and `split.json`; the loss plot goes to image/loss_plot.png. Training never
+writes the shipped checkpoint model/storage/trained_unet.pth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+import constants as C
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.dataset import split_datasets
+from model.metrics import psnr
+from model.unet import UNet
+from utils.plots import plot_history
+from utils.split_data import default_split, load_split, write_json_atomic
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss kept being NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str = ""  # empty: AFHQ if downloaded, else data/demo
+    split_file: str = ""  # a manifest from utils/split_data.py; empty: the default split of data_dir
+    out_dir: str = str(C.RUNS_DIR / "latest")
+    image_dir: str = str(C.IMAGE_DIR)
+    # model (the defaults are the original project's U-Net)
+    base_channels: int = 64
+    depth: int = 4
+    noise_level_input: bool = False
+    residual: bool = False
+    # noise
+    sigma: float = C.NOISE_SIGMA
+    sigma_max: float = -1.0  # > sigma: train on sigma ~ U[sigma, sigma_max]
+    clip_noisy: bool = False
+    # optimisation
+    epochs: int = C.EPOCHS
+    batch_size: int = C.BATCH_SIZE
+    eval_batch_size: int = C.EVAL_BATCH_SIZE
+    lr: float = C.LEARNING_RATE
+    crop_size: int = C.CROP_SIZE
+    eval_crop_size: int = C.EVAL_CROP_SIZE
+    repeats: int = 1  # random crops per image per epoch
+    grad_clip: float = C.GRAD_CLIP
+    max_bad_steps: int = C.MAX_BAD_STEPS
+    # run
+    seed: int = C.SEED
+    device: str = ""  # empty: cuda, else mps, else cpu
+    num_workers: int = 0
+    resume: bool = False
+
+    def model_config(self) -> dict:
+        return dict(
+            base_channels=self.base_channels,
+            depth=self.depth,
+            noise_level_input=self.noise_level_input,
+            residual=self.residual,
+        )
+
+    def sigma_range(self) -> float | tuple[float, float]:
+        return (self.sigma, self.sigma_max) if self.sigma_max > self.sigma else self.sigma
+
+
+def pick_device(name: str = "") -> torch.device:
+    """The requested device, or the fastest available: cuda, then mps, then cpu."""
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_states() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def restore_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"].cpu())
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict:
+    """Mean MSE loss and per-image PSNR (denoised and noisy input) over a loader."""
+    model.eval()
+    losses, psnrs, noisy_psnrs = [], [], []
+    for noisy, clean, sigma in loader:
+        noisy, clean = noisy.to(device), clean.to(device)
+        denoised = model(noisy, sigma.to(device))
+        losses.append(torch.nn.functional.mse_loss(denoised, clean).item())
+        psnrs += psnr(denoised, clean).tolist()
+        noisy_psnrs += psnr(noisy, clean).tolist()
+    return {
+        "val_loss": float(np.mean(losses)),
+        "val_psnr": float(np.mean(psnrs)),
+        "val_psnr_noisy": float(np.mean(noisy_psnrs)),
+    }
+
+
+def train(config: TrainConfig | None = None, **overrides) -> dict:
+    """Train a UNet as `config` says (fields may also be given as keyword arguments).
+
+    Returns {"history": [...per-epoch dicts...], "best": path, "last": path, "out_dir": path}.
+    """
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    out_dir = Path(config.out_dir)
+    last_path, best_path = out_dir / "last.pth", out_dir / "best.pth"
+    if last_path.exists() and not config.resume:
+        raise FileExistsError(f"{out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
+    device = pick_device(config.device)
+    seed_everything(config.seed)
+
+    # data: the split is saved with the run, so evaluation later uses exactly the same images
+    manifest = (
+        load_split(config.split_file) if config.split_file else default_split(config.data_dir or None, config.seed)
+    )
+    write_json_atomic(out_dir / "split.json", manifest)
+    datasets = split_datasets(
+        manifest,
+        config.sigma_range(),
+        config.crop_size,
+        config.eval_crop_size,
+        config.repeats,
+        config.clip_noisy,
+        config.seed,
+    )
+    loader_options = dict(num_workers=config.num_workers, pin_memory=device.type == "cuda")
+    train_loader = DataLoader(datasets["train"], config.batch_size, shuffle=True, drop_last=True, **loader_options)
+    val_loader = DataLoader(datasets["val"], config.eval_batch_size, **loader_options)
+    if len(train_loader) == 0:
+        raise ValueError(f"{len(datasets['train'])} training images is fewer than one batch of {config.batch_size}")
+
+    # model and optimiser
+    model = UNet(**config.model_config()).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr / 100)
+    start_epoch, step, best_psnr, history = 1, 0, -math.inf, []
+    if config.resume and last_path.exists():
+        state = load_checkpoint(last_path, device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        best_psnr, history = state["best_val_psnr"], state["history"]
+        restore_rng_states(state["rng"])
+        print(f"resuming {out_dir} after epoch {state['epoch']}")
+    print(
+        f"training on {device}: {len(datasets['train'])} train / {len(datasets['val'])} val images, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters"
+    )
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        model.train()
+        started, losses, skipped, bad_in_a_row = time.time(), [], 0, 0
+        progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False)
+        for noisy, clean, sigma in progress:
+            noisy, clean, sigma = noisy.to(device), clean.to(device), sigma.to(device)
+            loss = torch.nn.functional.mse_loss(model(noisy, sigma), clean)
+            optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                # one bad batch should not wreck the weights; many in a row means the run diverged
+                skipped, bad_in_a_row = skipped + 1, bad_in_a_row + 1
+                if bad_in_a_row >= config.max_bad_steps:
+                    raise TrainingDiverged(
+                        f"training stopped: {bad_in_a_row} non-finite losses in a row at epoch {epoch}; "
+                        f"lower the learning rate (now {config.lr}) or check the data"
+                    )
+                continue
+            bad_in_a_row = 0
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            losses.append(loss.item())
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+        scheduler.step()
+
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            **validate(model, val_loader, device),
+            "lr": optimizer.param_groups[0]["lr"],
+            "skipped_steps": skipped,
+            "seconds": round(time.time() - started, 1),
+        }
+        history.append(record)
+        print(
+            f"epoch {epoch}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
+            f"val PSNR {record['val_psnr']:.2f} dB (noisy {record['val_psnr_noisy']:.2f} dB), {record['seconds']} s"
+        )
+
+        is_best = record["val_psnr"] > best_psnr
+        best_psnr = max(best_psnr, record["val_psnr"])
+        state = dict(
+            model=model.state_dict(),
+            model_config=config.model_config(),
+            train_config=asdict(config),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            epoch=epoch,
+            step=step,
+            best_val_psnr=best_psnr,
+            history=history,
+            rng=rng_states(),
+        )
+        if is_best:
+            save_checkpoint(best_path, **state)
+        save_checkpoint(last_path, **state)
+        write_json_atomic(out_dir / "history.json", {"history": history})
+        plot_history(history, Path(config.image_dir) / "loss_plot.png")
+
+    return {"history": history, "best": best_path, "last": last_path, "out_dir": out_dir}
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Every TrainConfig field becomes a --flag with the field's default."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            parser.add_argument(flag, type={"str": str, "int": int, "float": float}[field.type], default=field.default)
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    try:
+        result = train(config)
+    except (FileExistsError, FileNotFoundError, ValueError, TrainingDiverged) as error:
+        raise SystemExit(f"error: {error}") from None
+    best = max(result["history"], key=lambda h: h["val_psnr"])
+    print(f"best validation PSNR {best['val_psnr']:.2f} dB at epoch {best['epoch']}: {result['best']}")
+
+
+if __name__ == "__main__":
+    main()

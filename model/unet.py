@@ -1,0 +1,137 @@
+"""The U-Net denoiser.
+
+`UNet()` with default arguments is the original project's network, parameter for parameter
+(31,037,763 weights) and with the same state-dict names, so its checkpoints load unchanged.
+Two options turn it into a modern blind denoiser (FFDNet / DRUNet style):
+`noise_level_input` feeds the noise level as an extra constant channel, and `residual`
+makes the network predict the noise to subtract instead of the whole image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvBlock(nn.Module):
+    """(3x3 conv without bias -> batch norm -> ReLU) twice."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Encoder(nn.Module):
+    """Halve the resolution, then widen."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.MaxPool2d(2), ConvBlock(in_channels, out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+class Decoder(nn.Module):
+    """Double the resolution, concatenate the skip connection, then narrow."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv_trans = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.conv_block = ConvBlock(2 * out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv_block(torch.cat([skip, self.conv_trans(x)], dim=1))
+
+
+class UNet(nn.Module):
+    """U-Net for image-to-image restoration on [0, 1] RGB tensors (N, C, H, W).
+
+    Args:
+        in_channels: image channels in (3 for RGB).
+        out_channels: image channels out.
+        base_channels: width of the first level; each level below doubles it.
+        depth: number of down/up-sampling steps.
+        noise_level_input: append a constant map of the noise sigma as an extra input
+            channel, so one network handles every noise level (`forward(x, sigma)`).
+        residual: predict the noise and return `x - noise`; needs in_channels == out_channels.
+
+    Any height and width work: the input is padded to a multiple of 2**depth and the
+    output cropped back to the input's size.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        depth: int = 4,
+        noise_level_input: bool = False,
+        residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if depth < 1 or base_channels < 1:
+            raise ValueError(f"depth and base_channels must be >= 1, got {depth}, {base_channels}")
+        if residual and in_channels != out_channels:
+            raise ValueError("residual=True needs in_channels == out_channels")
+        self.config = dict(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            base_channels=base_channels,
+            depth=depth,
+            noise_level_input=noise_level_input,
+            residual=residual,
+        )
+        self.depth = depth
+        self.noise_level_input = noise_level_input
+        self.residual = residual
+        widths = [base_channels * 2**level for level in range(depth + 1)]
+        self.in_conv = ConvBlock(in_channels + int(noise_level_input), widths[0])
+        for level in range(depth):
+            setattr(self, f"enc_{level + 1}", Encoder(widths[level], widths[level + 1]))
+        for level in range(depth):
+            wide, narrow = widths[depth - level], widths[depth - level - 1]
+            setattr(self, f"dec_{level + 1}", Decoder(wide, narrow))
+        self.out_conv = nn.Conv2d(widths[0], out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Denoise `x`; `sigma` (a float, or one value per image) is required with noise_level_input."""
+        if x.ndim != 4:
+            raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        net_in = x
+        if self.noise_level_input:
+            if sigma is None:
+                raise ValueError("this UNet takes the noise level: call model(x, sigma)")
+            sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+            net_in = torch.cat([x, sigma.expand(x.shape[0], 1, height, width)], dim=1)
+        net_in = self._pad(net_in)
+
+        skips = [self.in_conv(net_in)]
+        for level in range(1, self.depth + 1):
+            skips.append(getattr(self, f"enc_{level}")(skips[-1]))
+        out = skips.pop()
+        for level in range(1, self.depth + 1):
+            out = getattr(self, f"dec_{level}")(out, skips.pop())
+        out = self.out_conv(out)[..., :height, :width]
+        return x - out if self.residual else out
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        multiple = 2**self.depth
+        pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+        if not (pad_h or pad_w):
+            return x
+        # reflection needs the pad to be smaller than the side; tiny images fall back to edge copies
+        mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

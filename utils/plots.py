@@ -1,0 +1,72 @@
+"""Figures people would rather look at than read: training curves and prediction grids."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; the notebook shows them with IPython.display
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def save_figure(figure: plt.Figure, path: str | Path) -> Path:
+    """Save through a temporary file so a reader never sees half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    os.replace(tmp.name, path)
+    return path
+
+
+def plot_history(history: Sequence[dict], path: str | Path) -> Path:
+    """Loss (train and val) and validation PSNR per epoch, side by side."""
+    epochs = [h["epoch"] for h in history]
+    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axis.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    loss_axis.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    loss_axis.set(xlabel="epoch", ylabel="MSE loss", title="Loss", yscale="log")
+    loss_axis.legend()
+    psnr_axis.plot(epochs, [h["val_psnr"] for h in history], "o-", label="denoised")
+    psnr_axis.plot(epochs, [h["val_psnr_noisy"] for h in history], "--", color="gray", label="noisy input")
+    psnr_axis.set(xlabel="epoch", ylabel="PSNR (dB)", title="Validation PSNR")
+    psnr_axis.legend()
+    for axis in (loss_axis, psnr_axis):
+        axis.grid(alpha=0.3)
+    return save_figure(figure, path)
+
+
+def _show(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
+    axis.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+    axis.set_title(title, fontsize=9)
+    axis.axis("off")
+
+
+def plot_predictions(
+    noisy: Sequence[torch.Tensor],
+    denoised: Sequence[torch.Tensor],
+    clean: Sequence[torch.Tensor],
+    path: str | Path,
+    names: Sequence[str] | None = None,
+) -> Path:
+    """One row per image: noisy | denoised | clean, with PSNR against the clean image.
+
+    Noisy inputs are clipped for display only; their PSNR is computed unclipped.
+    """
+    from model.metrics import psnr
+
+    rows = len(noisy)
+    figure, axes = plt.subplots(rows, 3, figsize=(10, 3.4 * rows), squeeze=False)
+    for row in range(rows):
+        label = f"{names[row]}: " if names else ""
+        _show(axes[row][0], noisy[row], f"{label}noisy ({psnr(noisy[row], clean[row]).item():.2f} dB)")
+        _show(axes[row][1], denoised[row], f"denoised ({psnr(denoised[row], clean[row]).item():.2f} dB)")
+        _show(axes[row][2], clean[row], "clean")
+    figure.tight_layout()
+    return save_figure(figure, path)
