@@ -8,9 +8,7 @@ A checkpoint is a dict with `model` (state_dict), `model_config` (UNet keyword a
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -42,7 +40,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as error:
+    except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from error
     if not isinstance(data, dict):
@@ -79,10 +77,10 @@ def match_state_dict(model: torch.nn.Module, state_dict: dict, path: Path) -> di
             f"{key}: {tuple(state_dict[key].shape)} vs {tuple(expected[key].shape)})"
         )
     shapes_match = len(state_dict) == len(expected) and all(
-        a.shape == b.shape for a, b in zip(state_dict.values(), expected.values())
+        a.shape == b.shape for a, b in zip(state_dict.values(), expected.values(), strict=False)
     )
     if shapes_match:
-        return dict(zip(expected.keys(), state_dict.values()))
+        return dict(zip(expected.keys(), state_dict.values(), strict=False))
     missing = sorted(expected.keys() - state_dict.keys())
     unexpected = sorted(state_dict.keys() - expected.keys())
     raise CheckpointError(

@@ -21,7 +21,7 @@ from model.dataset import NoisyImageDataset, split_datasets
 from model.metrics import psnr, ssim
 from model.train import pick_device
 from utils.plots import plot_predictions
-from utils.split_data import load_split
+from utils.split_data import load_split, write_json_atomic
 
 ROWS_PER_GRID = 4
 
@@ -58,7 +58,7 @@ def evaluate(
         if plot_prefix and len(shown) < max_plots * ROWS_PER_GRID:
             shown.append((noisy, denoised, clean, dataset.name(index)))
     for n, start in enumerate(range(0, len(shown), ROWS_PER_GRID), start=1):
-        group = list(zip(*shown[start : start + ROWS_PER_GRID]))
+        group = list(zip(*shown[start : start + ROWS_PER_GRID], strict=False))
         plot_predictions(*group[:3], Path(image_dir) / f"{plot_prefix}_prediction_{n}.png", names=group[3])
     return rows
 
@@ -74,7 +74,7 @@ def markdown_table(rows: list[dict]) -> str:
         "| image | sigma | PSNR noisy | PSNR denoised | SSIM noisy | SSIM denoised |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in rows + [{"image": "**mean**", "sigma": "", **summarize(rows)}]:
+    for r in [*rows, {"image": "**mean**", "sigma": "", **summarize(rows)}]:
         lines.append(
             f"| {r['image']} | {r['sigma']} | {r['psnr_noisy']:.2f} | {r['psnr_denoised']:.2f} "
             f"| {r['ssim_noisy']:.3f} | {r['ssim_denoised']:.3f} |"
@@ -83,7 +83,11 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = C.IMAGE_DIR) -> list[dict]:
-    """Evaluate a run folder's best checkpoint on its own split: val and test grids, test rows."""
+    """Evaluate a run folder's best checkpoint on its own split.
+
+    Writes val and test prediction grids to image_dir and the test rows (and their mean) to
+    run_dir/test_metrics.json; returns the test rows.
+    """
     run_dir = Path(run_dir)
     model, checkpoint = load_model(run_dir / "best.pth", pick_device(device))
     train_config = checkpoint.get("train_config", {})
@@ -95,8 +99,11 @@ def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = 
         clip=train_config.get("clip_noisy", False),
         seed=train_config.get("seed", C.SEED),
     )
-    evaluate(model, datasets["val"], model.out_conv.weight.device, "val", image_dir)
-    return evaluate(model, datasets["test"], model.out_conv.weight.device, "test", image_dir)
+    device = model.out_conv.weight.device
+    evaluate(model, datasets["val"], device, "val", image_dir)
+    rows = evaluate(model, datasets["test"], device, "test", image_dir)
+    write_json_atomic(run_dir / "test_metrics.json", {"mean": summarize(rows), "images": rows})
+    return rows
 
 
 def main() -> None:

@@ -69,12 +69,12 @@ class TrainConfig:
     resume: bool = False
 
     def model_config(self) -> dict:
-        return dict(
-            base_channels=self.base_channels,
-            depth=self.depth,
-            noise_level_input=self.noise_level_input,
-            residual=self.residual,
-        )
+        return {
+            "base_channels": self.base_channels,
+            "depth": self.depth,
+            "noise_level_input": self.noise_level_input,
+            "residual": self.residual,
+        }
 
     def sigma_range(self) -> float | tuple[float, float]:
         return (self.sigma, self.sigma_max) if self.sigma_max > self.sigma else self.sigma
@@ -98,16 +98,20 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_states() -> dict:
+    """Random generator states as plain types and tensors, so weights_only loading accepts them."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
 
 
 def restore_rng_states(states: dict) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(states["torch"].cpu())
 
 
@@ -156,7 +160,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         config.clip_noisy,
         config.seed,
     )
-    loader_options = dict(num_workers=config.num_workers, pin_memory=device.type == "cuda")
+    loader_options = {"num_workers": config.num_workers, "pin_memory": device.type == "cuda"}
     train_loader = DataLoader(datasets["train"], config.batch_size, shuffle=True, drop_last=True, **loader_options)
     val_loader = DataLoader(datasets["val"], config.eval_batch_size, **loader_options)
     if len(train_loader) == 0:
@@ -224,18 +228,18 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
 
         is_best = record["val_psnr"] > best_psnr
         best_psnr = max(best_psnr, record["val_psnr"])
-        state = dict(
-            model=model.state_dict(),
-            model_config=config.model_config(),
-            train_config=asdict(config),
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            epoch=epoch,
-            step=step,
-            best_val_psnr=best_psnr,
-            history=history,
-            rng=rng_states(),
-        )
+        state = {
+            "model": model.state_dict(),
+            "model_config": config.model_config(),
+            "train_config": asdict(config),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "best_val_psnr": best_psnr,
+            "history": history,
+            "rng": rng_states(),
+        }
         if is_best:
             save_checkpoint(best_path, **state)
         save_checkpoint(last_path, **state)

@@ -85,14 +85,14 @@ class UNet(nn.Module):
             raise ValueError(f"depth and base_channels must be >= 1, got {depth}, {base_channels}")
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
-        self.config = dict(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            base_channels=base_channels,
-            depth=depth,
-            noise_level_input=noise_level_input,
-            residual=residual,
-        )
+        self.config = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "base_channels": base_channels,
+            "depth": depth,
+            "noise_level_input": noise_level_input,
+            "residual": residual,
+        }
         self.depth = depth
         self.noise_level_input = noise_level_input
         self.residual = residual

@@ -89,9 +89,8 @@ def make_split(
         kept = retain_fraction(groups, retain, rng)
         test, rest = stratified_take(kept, test_size, rng)
         val, train = stratified_take(rest, test_size if val_size is None else val_size, rng)
-    splits = {
-        name: sorted(p for items in part.values() for p in items) for name, part in zip(SPLITS, (train, val, test))
-    }
+    parts = zip(SPLITS, (train, val, test), strict=True)
+    splits = {name: sorted(p for items in part.values() for p in items) for name, part in parts}
     if not all(splits.values()):
         counts = {name: len(items) for name, items in splits.items()}
         raise ValueError(f"{root}: too few images for a train/val/test split ({counts}); is the folder empty?")

@@ -1,0 +1,24 @@
+# The two commands a new user needs (see README):
+#   make demo   set up .venv, train on the embedded photos, evaluate, plot into image/
+#   make test   set up .venv, run the test suite (what CI runs)
+
+PYTHON := .venv/bin/python
+VENV := .venv/.installed
+
+$(VENV): requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -r requirements.txt
+	touch $(VENV)
+
+.PHONY: demo test lint
+demo: $(VENV)
+	$(PYTHON) -m model.train --data-dir data/demo --out-dir runs/demo --resume \
+		--base-channels 32 --crop-size 96 --repeats 8 --epochs 8
+	$(PYTHON) -m model.evaluate --run runs/demo
+
+test: $(VENV)
+	$(PYTHON) -m pytest
+
+lint: $(VENV)
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

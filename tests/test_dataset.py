@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model.dataset import ImageReadError, NoisyImageDataset, PairedImageDataset, load_image
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.new("RGB", (60, 20), "red").save(path, exif=exif)
+    assert load_image(path).shape == (3, 60, 20)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "LA"])
+def test_any_colour_mode_becomes_rgb(tmp_path, mode):
+    path = tmp_path / f"image_{mode}.png"
+    Image.new("RGB", (10, 8), (200, 100, 50)).convert(mode).save(path)
+    image = load_image(path)
+    assert image.shape == (3, 8, 10) and image.dtype == torch.float32
+    assert image.min() >= 0 and image.max() <= 1
+
+
+def test_16_bit_png_keeps_its_precision(tmp_path):
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((6, 7), 1000, dtype=np.uint16)).save(path)
+    assert load_image(path)[0, 0, 0].item() == pytest.approx(1000 / 65535, abs=1e-7)
+
+
+def test_truncated_jpeg_is_named_in_the_error(tmp_path):
+    path = tmp_path / "broken.jpg"
+    Image.new("RGB", (64, 64), "blue").save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ImageReadError, match="broken.jpg"):
+        load_image(path)
+
+
+def test_eval_noise_is_deterministic_and_unclipped(image_folder):
+    paths = sorted(image_folder.rglob("*.png"))[:3]
+    first, second = NoisyImageDataset(paths, sigma=0.5), NoisyImageDataset(paths, sigma=0.5)
+    noisy, clean, sigma = first[1]
+    assert torch.equal(noisy, second[1][0])
+    assert sigma.item() == 0.5
+    assert noisy.min() < 0 and noisy.max() > 1  # sigma 0.5 leaves [0, 1] unless clipped
+    assert (noisy - clean).std().item() == pytest.approx(0.5, rel=0.05)
+    clipped, _, _ = NoisyImageDataset(paths, sigma=0.5, clip=True)[1]
+    assert clipped.min() >= 0 and clipped.max() <= 1
+
+
+def test_training_items_are_random_crops_with_sigma_from_the_range(image_folder):
+    paths = sorted(image_folder.rglob("*.png"))[:2]
+    dataset = NoisyImageDataset(paths, sigma=(0.0, 0.2), crop_size=16, train=True, repeats=3)
+    assert len(dataset) == 6
+    items = [dataset[0] for _ in range(5)]
+    assert all(noisy.shape == (3, 16, 16) for noisy, _, _ in items)
+    assert all(0 <= sigma.item() <= 0.2 for _, _, sigma in items)
+    assert not torch.equal(items[0][0], items[1][0])
+
+
+def test_image_smaller_than_the_crop_is_padded(tmp_path):
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", (10, 6), "green").save(path)
+    noisy, clean, _ = NoisyImageDataset([path], crop_size=32, train=True)[0]
+    assert clean.shape == (3, 32, 32)
+    assert torch.allclose(clean, clean[:, :1, :1].expand_as(clean))
+
+
+def test_a_corrupt_file_is_skipped_with_a_warning(image_folder):
+    bad = image_folder / "cat" / "corrupt.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    good = sorted(image_folder.rglob("*.png"))[0]
+    dataset = NoisyImageDataset([bad, good], crop_size=16, train=True)
+    with pytest.warns(UserWarning, match="corrupt.jpg"):
+        noisy, clean, _ = dataset[0]
+    assert clean.shape == (3, 16, 16)
+    assert dataset.bad_files == {bad}
+
+
+def test_invalid_sigma_and_empty_list_are_rejected(image_folder):
+    with pytest.raises(ValueError, match="sigma"):
+        NoisyImageDataset([image_folder / "x.png"], sigma=-0.1)
+    with pytest.raises(ValueError, match="no images"):
+        NoisyImageDataset([])
+
+
+def make_pairs(root, noisy_names, clean_names):
+    for folder, names in (("images", noisy_names), ("labels", clean_names)):
+        (root / folder).mkdir(parents=True)
+        for i, name in enumerate(names):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0) if folder == "images" else (i * 40, 9, 9)).save(
+                root / folder / name
+            )
+
+
+def test_pairs_are_matched_by_name_not_listing_order(tmp_path):
+    make_pairs(tmp_path, ["b.png", "a.png"], ["a.png", "b.png"])
+    dataset = PairedImageDataset(tmp_path)
+    assert dataset.names == ["a", "b"]
+    noisy, clean, _ = dataset[0]
+    # "a" was written second among the noisy files (red 40) and first among the clean (red 0)
+    assert noisy[0, 0, 0].item() == pytest.approx(40 / 255)
+    assert clean[0, 0, 0].item() == pytest.approx(0)
+
+
+def test_unmatched_pairs_are_listed(tmp_path):
+    make_pairs(tmp_path, ["a.png", "only_noisy.png"], ["a.png", "only_clean.png"])
+    with pytest.raises(ValueError, match="only_clean, only_noisy"):
+        PairedImageDataset(tmp_path)

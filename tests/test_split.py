@@ -1,0 +1,52 @@
+import pytest
+
+from utils.split_data import SPLITS, load_split, make_split, write_json_atomic
+
+
+def snapshot(folder):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_split_is_disjoint_complete_and_leaves_files_alone(image_folder):
+    before = snapshot(image_folder)
+    manifest = make_split(image_folder, retain=1.0, test_size=6, val_size=6)
+    sets = [set(manifest[name]) for name in SPLITS]
+    assert sum(map(len, sets)) == len(set().union(*sets)) == 36  # no image in two splits
+    assert manifest["counts"] == {"train": 24, "val": 6, "test": 6}
+    assert snapshot(image_folder) == before
+
+
+def test_split_is_reproducible_and_depends_on_the_seed(image_folder):
+    assert make_split(image_folder, 1.0, 6, seed=3) == make_split(image_folder, 1.0, 6, seed=3)
+    assert make_split(image_folder, 1.0, 6, seed=3)["test"] != make_split(image_folder, 1.0, 6, seed=4)["test"]
+
+
+def test_split_is_stratified_by_class(image_folder):
+    manifest = make_split(image_folder, retain=1.0, test_size=9)
+    classes = [path.split("/")[0] for path in manifest["test"]]
+    assert {label: classes.count(label) for label in set(classes)} == {"cat": 4, "dog": 3, "wild": 2}
+
+
+def test_afhq_layout_keeps_a_fraction_and_draws_test_from_val(afhq_folder):
+    manifest = make_split(afhq_folder, retain=0.5, test_size=6)
+    assert manifest["counts"] == {"train": 30, "val": 9, "test": 6}
+    assert all(path.startswith("train/") for path in manifest["train"])
+    assert all(path.startswith("val/") for path in manifest["val"] + manifest["test"])
+    assert not set(manifest["val"]) & set(manifest["test"])
+
+
+def test_empty_or_missing_folder_gives_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        make_split(tmp_path / "empty", retain=1.0, test_size=2)
+    with pytest.raises(ValueError, match="too few images"):
+        make_split(tmp_path / "missing", retain=1.0, test_size=2)
+
+
+def test_manifest_round_trip_and_bad_manifest(tmp_path, image_folder):
+    manifest = make_split(image_folder, retain=1.0, test_size=4)
+    write_json_atomic(tmp_path / "split.json", manifest)
+    assert load_split(tmp_path / "split.json") == manifest
+    (tmp_path / "bad.json").write_text('{"train": []}')
+    with pytest.raises(ValueError, match="bad.json: not a split manifest"):
+        load_split(tmp_path / "bad.json")

@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+
+import model.train as train_module
+from model.checkpoint import load_model
+from model.train import TrainConfig, TrainingDiverged, parse_args, train
+
+TINY = {"base_channels": 4, "depth": 2, "crop_size": 16, "eval_crop_size": 16, "batch_size": 4, "eval_batch_size": 4}
+
+
+def tiny_config(tmp_path, image_folder, **changes) -> TrainConfig:
+    return TrainConfig(
+        data_dir=str(image_folder),
+        out_dir=str(tmp_path / "run"),
+        image_dir=str(tmp_path / "img"),
+        **{**TINY, **changes},
+    )
+
+
+def test_training_writes_checkpoints_history_and_plot(tmp_path, image_folder):
+    result = train(tiny_config(tmp_path, image_folder, epochs=2))
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {"best.pth", "last.pth", "history.json", "split.json"}
+    assert (tmp_path / "img" / "loss_plot.png").stat().st_size > 0
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] == [h["epoch"] for h in result["history"]]
+    assert all(h["train_loss"] > 0 and h["val_psnr"] > 0 for h in history)
+    model, checkpoint = load_model(run / "best.pth")
+    assert checkpoint["model_config"]["base_channels"] == 4
+    assert checkpoint["best_val_psnr"] == max(h["val_psnr"] for h in history)
+    assert set(checkpoint) >= {"optimizer", "scheduler", "epoch", "step", "train_config", "history"}
+
+
+def test_resume_continues_from_the_last_epoch(tmp_path, image_folder):
+    train(tiny_config(tmp_path, image_folder, epochs=1))
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(tiny_config(tmp_path, image_folder, epochs=2))
+    result = train(tiny_config(tmp_path, image_folder, epochs=2, resume=True))
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    assert result["history"][1]["step"] == 2 * result["history"][0]["step"]
+
+
+def test_same_seed_gives_the_same_weights(tmp_path, image_folder):
+    first = train(tiny_config(tmp_path / "a", image_folder, epochs=1))
+    second = train(tiny_config(tmp_path / "b", image_folder, epochs=1))
+    a = torch.load(first["last"], weights_only=True)["model"]
+    b = torch.load(second["last"], weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class NaNOnFirstCalls(train_module.UNet):
+    """Returns NaN for the first `bad_calls` training forward passes."""
+
+    bad_calls = 0
+
+    def forward(self, x, sigma=None):
+        out = super().forward(x, sigma)
+        if self.training and NaNOnFirstCalls.bad_calls > 0:
+            NaNOnFirstCalls.bad_calls -= 1
+            return out * float("nan")
+        return out
+
+
+def test_a_non_finite_loss_is_skipped_and_counted(tmp_path, image_folder, monkeypatch):
+    monkeypatch.setattr(train_module, "UNet", NaNOnFirstCalls)
+    NaNOnFirstCalls.bad_calls = 2
+    result = train(tiny_config(tmp_path, image_folder, epochs=1))
+    assert result["history"][0]["skipped_steps"] == 2
+
+
+def test_persistent_non_finite_loss_stops_training_clearly(tmp_path, image_folder, monkeypatch):
+    monkeypatch.setattr(train_module, "UNet", NaNOnFirstCalls)
+    NaNOnFirstCalls.bad_calls = 1000
+    with pytest.raises(TrainingDiverged, match="3 non-finite losses in a row"):
+        train(tiny_config(tmp_path, image_folder, epochs=1, max_bad_steps=3))
+
+
+def test_empty_data_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        train(tiny_config(tmp_path, tmp_path / "empty"))
+
+
+def test_cli_flags_map_to_the_config():
+    config = parse_args(["--epochs", "3", "--sigma", "0.1", "--noise-level-input", "--data-dir", "x"])
+    assert (config.epochs, config.sigma, config.noise_level_input, config.data_dir) == (3, 0.1, True, "x")
+    assert config.base_channels == 64  # the original architecture by default

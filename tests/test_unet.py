@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from model.unet import UNet
+
+
+def test_default_unet_is_the_original_architecture():
+    model = UNet()
+    assert sum(p.numel() for p in model.parameters()) == 31_037_763
+    top_level = {key.split(".")[0] for key in model.state_dict()}
+    expected = {"in_conv", "out_conv"} | {f"enc_{i}" for i in range(1, 5)} | {f"dec_{i}" for i in range(1, 5)}
+    assert top_level == expected
+    assert "dec_1.conv_trans.weight" in model.state_dict()
+    assert "dec_4.conv_block.conv.0.weight" in model.state_dict()
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (17, 31), (64, 64), (50, 97)])
+def test_output_has_the_input_size(height, width):
+    model = UNet(base_channels=4, depth=3).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, height, width))
+    assert out.shape == (2, 3, height, width)
+
+
+def test_noise_level_input_requires_sigma_and_uses_it():
+    torch.manual_seed(0)
+    model = UNet(base_channels=4, depth=2, noise_level_input=True).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with pytest.raises(ValueError, match="noise level"):
+        model(x)
+    with torch.no_grad():
+        low, high = model(x, 0.05), model(x, torch.tensor([0.4, 0.4]))
+    assert not torch.allclose(low, high)
+
+
+def test_residual_subtracts_the_predicted_noise():
+    model = UNet(base_channels=4, depth=2, residual=True).eval()
+    torch.nn.init.zeros_(model.out_conv.weight)
+    torch.nn.init.zeros_(model.out_conv.bias)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), x)
+
+
+def test_invalid_options_are_rejected():
+    with pytest.raises(ValueError, match="residual"):
+        UNet(in_channels=1, out_channels=3, residual=True)
+    with pytest.raises(ValueError, match="depth"):
+        UNet(depth=0)
+    with pytest.raises(ValueError, match="batch"):
+        UNet(base_channels=4, depth=2)(torch.rand(3, 16, 16))
