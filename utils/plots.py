@@ -42,10 +42,18 @@ def plot_history(history: Sequence[dict], path: str | Path) -> Path:
     return save_figure(figure, path)
 
 
-def _show(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
-    axis.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-    axis.set_title(title, fontsize=9)
-    axis.axis("off")
+def plot_grid(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequence[str]], path: str | Path) -> Path:
+    """Images (3, H, W) in [0, 1] laid out in rows, each with a title; values are clipped for display."""
+    columns = max(len(row) for row in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(3.4 * columns, 3.4 * len(rows)), squeeze=False)
+    for axis_row, images, names in zip(axes, rows, titles, strict=True):
+        for axis in axis_row:
+            axis.axis("off")
+        for axis, image, title in zip(axis_row, images, names, strict=True):
+            axis.imshow(image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+            axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return save_figure(figure, path)
 
 
 def plot_predictions(
@@ -61,12 +69,14 @@ def plot_predictions(
     """
     from model.metrics import psnr
 
-    rows = len(noisy)
-    figure, axes = plt.subplots(rows, 3, figsize=(10, 3.4 * rows), squeeze=False)
-    for row in range(rows):
+    titles = []
+    for row, (noisy_image, denoised_image, clean_image) in enumerate(zip(noisy, denoised, clean, strict=True)):
         label = f"{names[row]}: " if names else ""
-        _show(axes[row][0], noisy[row], f"{label}noisy ({psnr(noisy[row], clean[row]).item():.2f} dB)")
-        _show(axes[row][1], denoised[row], f"denoised ({psnr(denoised[row], clean[row]).item():.2f} dB)")
-        _show(axes[row][2], clean[row], "clean")
-    figure.tight_layout()
-    return save_figure(figure, path)
+        titles.append(
+            [
+                f"{label}noisy ({psnr(noisy_image, clean_image).item():.2f} dB)",
+                f"denoised ({psnr(denoised_image, clean_image).item():.2f} dB)",
+                "clean",
+            ]
+        )
+    return plot_grid(list(zip(noisy, denoised, clean, strict=True)), titles, path)
