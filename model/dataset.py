@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from constants import IMAGE_EXTENSIONS, NOISE_SIGMA, SEED
+from model.unet import pad_bottom_right
 
 
 class ImageReadError(ValueError):
@@ -87,10 +87,7 @@ def add_gaussian_noise(
 def pad_to(image: torch.Tensor, size: int) -> torch.Tensor:
     """Reflect-pad an image that is smaller than `size` on either side (edge copies if tiny)."""
     pad_h, pad_w = max(0, size - image.shape[-2]), max(0, size - image.shape[-1])
-    if not (pad_h or pad_w):
-        return image
-    mode = "reflect" if pad_h < image.shape[-2] and pad_w < image.shape[-1] else "replicate"
-    return F.pad(image[None], (0, pad_w, 0, pad_h), mode=mode)[0]
+    return pad_bottom_right(image[None], pad_h, pad_w)[0]
 
 
 def crop_and_flip(

@@ -14,6 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Pad (..., H, W) at the bottom and right by reflection; images too small to reflect get edge copies."""
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
 class ConvBlock(nn.Module):
     """(3x3 conv without bias -> batch norm -> ReLU) twice."""
 
@@ -116,7 +124,8 @@ class UNet(nn.Module):
                 raise ValueError("this UNet takes the noise level: call model(x, sigma)")
             sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
             net_in = torch.cat([x, sigma.expand(x.shape[0], 1, height, width)], dim=1)
-        net_in = self._pad(net_in)
+        multiple = 2**self.depth
+        net_in = pad_bottom_right(net_in, -height % multiple, -width % multiple)
 
         skips = [self.in_conv(net_in)]
         for level in range(1, self.depth + 1):
@@ -126,12 +135,3 @@ class UNet(nn.Module):
             out = getattr(self, f"dec_{level}")(out, skips.pop())
         out = self.out_conv(out)[..., :height, :width]
         return x - out if self.residual else out
-
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        multiple = 2**self.depth
-        pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
-        if not (pad_h or pad_w):
-            return x
-        # reflection needs the pad to be smaller than the side; tiny images fall back to edge copies
-        mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
