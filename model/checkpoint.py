@@ -7,13 +7,12 @@ A checkpoint is a dict with `model` (state_dict), `model_config` (UNet keyword a
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from model.unet import UNet
+from utils.files import atomic_write
 
 FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # added by DistributedDataParallel / torch.compile
@@ -25,12 +24,9 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | Path, **state) -> Path:
     """Save `state` plus the format version to `path` through a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        torch.save({**state, "format_version": FORMAT_VERSION}, tmp)
-    os.replace(tmp.name, path)
-    return path
+    with atomic_write(path) as file:
+        torch.save({**state, "format_version": FORMAT_VERSION}, file)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:

@@ -8,9 +8,7 @@ noise level and models that don't can share one training loop.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -23,6 +21,7 @@ from torch.utils.data import Dataset
 
 from constants import IMAGE_EXTENSIONS, NOISE_SIGMA, SEED
 from model.unet import pad_bottom_right
+from utils.files import atomic_write
 
 
 class ImageReadError(ValueError):
@@ -65,9 +64,8 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 def save_png(image: torch.Tensor, path: Path) -> None:
     """Write a (3, H, W) tensor as an 8-bit PNG through a temporary file."""
     array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp.name, path)
+    with atomic_write(path, suffix=".png") as file:
+        Image.fromarray(array).save(file, format="PNG")
 
 
 def image_seed(name: str, seed: int) -> int:

@@ -48,7 +48,6 @@ def denoise_file(
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target}: exists; pass overwrite=True (--overwrite) to replace it")
     denoised = denoise_tensor(model, load_image(source), sigma)
-    target.parent.mkdir(parents=True, exist_ok=True)
     save_png(denoised, target)
     return target
 

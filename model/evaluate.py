@@ -20,8 +20,9 @@ from model.checkpoint import CheckpointError, load_model
 from model.dataset import NoisyImageDataset, split_datasets
 from model.metrics import psnr, ssim
 from model.train import pick_device
+from utils.files import write_json_atomic
 from utils.plots import plot_predictions
-from utils.split_data import load_split, write_json_atomic
+from utils.split_data import load_split
 
 ROWS_PER_GRID = 4
 

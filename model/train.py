@@ -29,8 +29,9 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.dataset import split_datasets
 from model.metrics import psnr
 from model.unet import UNet
+from utils.files import write_json_atomic
 from utils.plots import plot_history
-from utils.split_data import default_split, load_split, write_json_atomic
+from utils.split_data import default_split, load_split
 
 
 class TrainingDiverged(RuntimeError):

@@ -1,6 +1,7 @@
 import pytest
 
-from utils.split_data import SPLITS, load_split, make_split, write_json_atomic
+from utils.files import write_json_atomic
+from utils.split_data import SPLITS, load_split, make_split
 
 
 def snapshot(folder):

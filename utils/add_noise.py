@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from constants import NOISE_SIGMA, SEED
 from model.dataset import ImageReadError, add_gaussian_noise, image_seed, load_image, save_png
-from utils.split_data import load_split, write_json_atomic
+from utils.files import write_json_atomic
+from utils.split_data import load_split
 
 
 def add_noise(
@@ -47,7 +48,6 @@ def add_noise(
         noisy = add_gaussian_noise(clean, sigma, generator, clip=True)
         for folder, image in (("images", noisy), ("labels", clean)):
             target = (out_dir / folder / name).with_suffix(".png")
-            target.parent.mkdir(parents=True, exist_ok=True)
             save_png(image, target)
     write_json_atomic(out_dir / "noise.json", {"sigma": sigma, "seed": seed, "clipped": True, "subset": subset})
     return failures

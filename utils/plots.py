@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,16 +11,18 @@ matplotlib.use("Agg")  # files only; the notebook shows them with IPython.displa
 import matplotlib.pyplot as plt
 import torch
 
+from model.metrics import psnr
+from utils.files import atomic_write
+
 
 def save_figure(figure: plt.Figure, path: str | Path) -> Path:
     """Save through a temporary file so a reader never sees half a PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        figure.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(tmp.name, path)
-    return path
+    try:
+        with atomic_write(path, suffix=".png") as file:
+            figure.savefig(file, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return Path(path)
 
 
 def plot_history(history: Sequence[dict], path: str | Path) -> Path:
@@ -67,8 +67,6 @@ def plot_predictions(
 
     Noisy inputs are clipped for display only; their PSNR is computed unclipped.
     """
-    from model.metrics import psnr
-
     titles = []
     for row, (noisy_image, denoised_image, clean_image) in enumerate(zip(noisy, denoised, clean, strict=True)):
         label = f"{names[row]}: " if names else ""

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 from constants import AFHQ_DIR, DEMO_DIR, DEMO_TEST_SIZE, RETAIN, SEED, SPLITS_DIR, TEST_SIZE
 from model.dataset import list_images
+from utils.files import write_json_atomic
 
 SPLITS = ("train", "val", "test")
 
@@ -122,14 +121,6 @@ def default_split(root: str | Path | None = None, seed: int = SEED) -> dict:
     if is_afhq_layout(root):
         return make_split(root, RETAIN, TEST_SIZE, seed=seed)
     return make_split(root, 1.0, DEMO_TEST_SIZE, seed=seed)
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file, so a crash never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(data, tmp, indent=1)
-    os.replace(tmp.name, path)
 
 
 def load_split(path: str | Path) -> dict:
