@@ -90,7 +90,8 @@ def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = 
     run_dir/test_metrics.json; returns the test rows.
     """
     run_dir = Path(run_dir)
-    model, checkpoint = load_model(run_dir / "best.pth", pick_device(device))
+    device = pick_device(device)
+    model, checkpoint = load_model(run_dir / "best.pth", device)
     train_config = checkpoint.get("train_config", {})
     sigma = train_config.get("sigma", C.NOISE_SIGMA)
     datasets = split_datasets(
@@ -100,7 +101,6 @@ def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = 
         clip=train_config.get("clip_noisy", False),
         seed=train_config.get("seed", C.SEED),
     )
-    device = model.out_conv.weight.device
     evaluate(model, datasets["val"], device, "val", image_dir)
     rows = evaluate(model, datasets["test"], device, "test", image_dir)
     write_json_atomic(run_dir / "test_metrics.json", {"mean": summarize(rows), "images": rows})
