@@ -118,6 +118,9 @@ class NoisyImageDataset(Dataset):
         clip: clip the noisy image to [0, 1] (the original project did; the literature does not).
         repeats: how many times each image appears per epoch (more random crops of small sets).
         root: folder that names are taken relative to (for seeds and reports).
+        sigma_power: sigma = low + (high - low) * u ** sigma_power with u ~ U[0, 1]; above 1 it
+            draws low noise levels more often, so a blind range does not starve them.
+        cache: keep decoded images in memory (small sets: decoding then costs nothing).
     """
 
     def __init__(
@@ -130,6 +133,8 @@ class NoisyImageDataset(Dataset):
         repeats: int = 1,
         seed: int = SEED,
         root: str | Path | None = None,
+        sigma_power: float = 1.0,
+        cache: bool = False,
     ) -> None:
         if not paths:
             raise ValueError("no images given to the dataset")
@@ -141,6 +146,10 @@ class NoisyImageDataset(Dataset):
         self.sigma_range = (float(low), float(high))
         self.crop_size, self.train, self.clip = crop_size, train, clip
         self.repeats, self.seed = repeats, seed
+        if sigma_power <= 0:
+            raise ValueError(f"sigma_power must be > 0, got {sigma_power}")
+        self.sigma_power = sigma_power
+        self.cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.bad_files: set[Path] = set()
 
     def __len__(self) -> int:
@@ -160,16 +169,21 @@ class NoisyImageDataset(Dataset):
             rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
         (clean,) = crop_and_flip([clean], self.crop_size, self.train, rng)
         low, high = self.sigma_range
-        sigma = low + (high - low) * rng.random()
+        sigma = low + (high - low) * rng.random() ** self.sigma_power
         noisy = add_gaussian_noise(clean, sigma, generator, self.clip)
         return noisy, clean, torch.tensor(sigma, dtype=torch.float32)
 
     def _load_skipping_bad(self, index: int) -> torch.Tensor:
         """Load image `index`; a broken file is reported once and replaced by the next one."""
+        if self.cache is not None and index in self.cache:
+            return self.cache[index]
         for offset in range(len(self.paths)):
             path = self.paths[(index + offset) % len(self.paths)]
             try:
-                return load_image(path)
+                image = load_image(path)
+                if self.cache is not None:
+                    self.cache[index] = image
+                return image
             except ImageReadError as error:
                 if path not in self.bad_files:
                     self.bad_files.add(path)
@@ -222,6 +236,8 @@ def split_datasets(
     repeats: int = 1,
     clip: bool = False,
     seed: int = SEED,
+    sigma_power: float = 1.0,
+    cache: bool = False,
 ) -> dict[str, NoisyImageDataset]:
     """Train/val/test datasets from a split manifest (see utils/split_data.py).
 
@@ -232,7 +248,9 @@ def split_datasets(
 
     def dataset(name: str, crop: int | None, train: bool) -> NoisyImageDataset:
         paths = [root / p for p in manifest[name]]
-        return NoisyImageDataset(paths, sigma, crop, train, clip, repeats if train else 1, seed, root)
+        return NoisyImageDataset(
+            paths, sigma, crop, train, clip, repeats if train else 1, seed, root, sigma_power, cache
+        )
 
     return {
         "train": dataset("train", crop_size, True),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -38,6 +39,15 @@ class TrainingDiverged(RuntimeError):
     """The loss kept being NaN or infinite."""
 
 
+def charbonnier_loss(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """A smooth L1: quadratic near zero, linear beyond eps (robust to outliers, stable gradients)."""
+    return torch.sqrt((output - target) ** 2 + eps**2).mean()
+
+
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss}
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass
 class TrainConfig:
     data_dir: str = ""  # empty: AFHQ if downloaded, else data/demo
@@ -49,24 +59,32 @@ class TrainConfig:
     depth: int = 4
     noise_level_input: bool = False
     residual: bool = False
+    batch_norm: bool = True
     # noise
     sigma: float = C.NOISE_SIGMA
-    sigma_max: float = -1.0  # > sigma: train on sigma ~ U[sigma, sigma_max]
+    sigma_max: float = -1.0  # > sigma: train on sigma in [sigma, sigma_max]
+    sigma_power: float = 1.0  # sigma = sigma + (sigma_max - sigma) * u**power; > 1 favours low levels
     clip_noisy: bool = False
     # optimisation
     epochs: int = C.EPOCHS
     batch_size: int = C.BATCH_SIZE
     eval_batch_size: int = C.EVAL_BATCH_SIZE
     lr: float = C.LEARNING_RATE
+    loss: str = "mse"  # mse, l1 or charbonnier
     crop_size: int = C.CROP_SIZE
     eval_crop_size: int = C.EVAL_CROP_SIZE
     repeats: int = 1  # random crops per image per epoch
     grad_clip: float = C.GRAD_CLIP
     max_bad_steps: int = C.MAX_BAD_STEPS
+    max_minutes: float = 0.0  # > 0: stop after the epoch in which the run's training time passes this
     # run
     seed: int = C.SEED
     device: str = ""  # empty: cuda, else mps, else cpu
+    amp: str = "none"  # none, bf16 or fp16 (autocast; fp16 adds a gradient scaler)
+    channels_last: bool = False
+    threads: int = 0  # > 0: torch.set_num_threads
     num_workers: int = 0
+    cache_images: bool = False  # keep decoded training images in RAM
     resume: bool = False
 
     def model_config(self) -> dict:
@@ -75,6 +93,7 @@ class TrainConfig:
             "depth": self.depth,
             "noise_level_input": self.noise_level_input,
             "residual": self.residual,
+            "batch_norm": self.batch_norm,
         }
 
     def sigma_range(self) -> float | tuple[float, float]:
@@ -144,7 +163,11 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
     last_path, best_path = out_dir / "last.pth", out_dir / "best.pth"
     if last_path.exists() and not config.resume:
         raise FileExistsError(f"{out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
+    if config.loss not in LOSSES or config.amp not in AMP_DTYPES:
+        raise ValueError(f"loss must be one of {list(LOSSES)} and amp one of {list(AMP_DTYPES)}")
     device = pick_device(config.device)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     seed_everything(config.seed)
 
     # data: the split is saved with the run, so evaluation later uses exactly the same images
@@ -160,6 +183,8 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         config.repeats,
         config.clip_noisy,
         config.seed,
+        config.sigma_power,
+        config.cache_images,
     )
     loader_options = {"num_workers": config.num_workers, "pin_memory": device.type == "cuda"}
     train_loader = DataLoader(datasets["train"], config.batch_size, shuffle=True, drop_last=True, **loader_options)
@@ -168,15 +193,21 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         raise ValueError(f"{len(datasets['train'])} training images is fewer than one batch of {config.batch_size}")
 
     # model and optimiser
-    model = UNet(**config.model_config()).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+    model = UNet(**config.model_config()).to(device, memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr / 100)
+    # fp16 needs loss scaling so small gradients do not flush to zero; bf16 has fp32's range
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    loss_function = LOSSES[config.loss]
     start_epoch, step, best_psnr, history = 1, 0, -math.inf, []
     if config.resume and last_path.exists():
         state = load_checkpoint(last_path, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         start_epoch, step = state["epoch"] + 1, state["step"]
         best_psnr, history = state["best_val_psnr"], state["history"]
         restore_rng_states(state["rng"])
@@ -187,12 +218,17 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
     )
 
     for epoch in range(start_epoch, config.epochs + 1):
+        if config.max_minutes > 0 and sum(h["seconds"] for h in history) >= 60 * config.max_minutes:
+            print(f"stopping: the time budget of {config.max_minutes} minutes is spent")
+            break
         model.train()
         started, losses, skipped, bad_in_a_row = time.time(), [], 0, 0
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False)
         for noisy, clean, sigma in progress:
-            noisy, clean, sigma = noisy.to(device), clean.to(device), sigma.to(device)
-            loss = torch.nn.functional.mse_loss(model(noisy, sigma), clean)
+            noisy = noisy.to(device, memory_format=memory_format)
+            clean, sigma = clean.to(device, memory_format=memory_format), sigma.to(device)
+            with torch.autocast(device.type, dtype=AMP_DTYPES[config.amp], enabled=config.amp != "none"):
+                loss = loss_function(model(noisy, sigma).float(), clean)
             optimizer.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 # one bad batch should not wreck the weights; many in a row means the run diverged
@@ -204,9 +240,11 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
                     )
                 continue
             bad_in_a_row = 0
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             step += 1
             losses.append(loss.item())
             progress.set_postfix(loss=f"{loss.item():.4f}")
@@ -235,6 +273,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             "train_config": asdict(config),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
             "epoch": epoch,
             "step": step,
             "best_val_psnr": best_psnr,

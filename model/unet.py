@@ -23,18 +23,17 @@ def pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
 
 
 class ConvBlock(nn.Module):
-    """(3x3 conv without bias -> batch norm -> ReLU) twice."""
+    """(3x3 conv -> batch norm -> ReLU) twice; without batch norm the convs get a bias."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
         super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        layers: list[nn.Module] = []
+        for channels in (in_channels, out_channels):
+            layers.append(nn.Conv2d(channels, out_channels, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU(inplace=True))
+        self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -43,9 +42,9 @@ class ConvBlock(nn.Module):
 class Encoder(nn.Module):
     """Halve the resolution, then widen."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(nn.MaxPool2d(2), ConvBlock(in_channels, out_channels))
+        self.encoder = nn.Sequential(nn.MaxPool2d(2), ConvBlock(in_channels, out_channels, batch_norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -54,10 +53,10 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Double the resolution, concatenate the skip connection, then narrow."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
         super().__init__()
         self.conv_trans = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
-        self.conv_block = ConvBlock(2 * out_channels, out_channels)
+        self.conv_block = ConvBlock(2 * out_channels, out_channels, batch_norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv_block(torch.cat([skip, self.conv_trans(x)], dim=1))
@@ -74,6 +73,8 @@ class UNet(nn.Module):
         noise_level_input: append a constant map of the noise sigma as an extra input
             channel, so one network handles every noise level (`forward(x, sigma)`).
         residual: predict the noise and return `x - noise`; needs in_channels == out_channels.
+        batch_norm: the original's batch norm after each conv. Without it (as in DRUNet) the
+            network behaves the same in train and eval mode, whatever the noise level mix.
 
     Any height and width work: the input is padded to a multiple of 2**depth and the
     output cropped back to the input's size.
@@ -87,6 +88,7 @@ class UNet(nn.Module):
         depth: int = 4,
         noise_level_input: bool = False,
         residual: bool = False,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
         if depth < 1 or base_channels < 1:
@@ -100,17 +102,18 @@ class UNet(nn.Module):
             "depth": depth,
             "noise_level_input": noise_level_input,
             "residual": residual,
+            "batch_norm": batch_norm,
         }
         self.depth = depth
         self.noise_level_input = noise_level_input
         self.residual = residual
         widths = [base_channels * 2**level for level in range(depth + 1)]
-        self.in_conv = ConvBlock(in_channels + int(noise_level_input), widths[0])
+        self.in_conv = ConvBlock(in_channels + int(noise_level_input), widths[0], batch_norm)
         for level in range(depth):
-            setattr(self, f"enc_{level + 1}", Encoder(widths[level], widths[level + 1]))
+            setattr(self, f"enc_{level + 1}", Encoder(widths[level], widths[level + 1], batch_norm))
         for level in range(depth):
             wide, narrow = widths[depth - level], widths[depth - level - 1]
-            setattr(self, f"dec_{level + 1}", Decoder(wide, narrow))
+            setattr(self, f"dec_{level + 1}", Decoder(wide, narrow, batch_norm))
         self.out_conv = nn.Conv2d(widths[0], out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.dataset import ImageReadError, NoisyImageDataset, PairedImageDataset, load_image
+from model.dataset import ImageReadError, NoisyImageDataset, PairedImageDataset, list_images, load_image
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -108,3 +108,14 @@ def test_unmatched_pairs_are_listed(tmp_path):
     make_pairs(tmp_path, ["a.png", "only_noisy.png"], ["a.png", "only_clean.png"])
     with pytest.raises(ValueError, match="only_clean, only_noisy"):
         PairedImageDataset(tmp_path)
+
+
+def test_sigma_power_draws_low_noise_levels_more_often(image_folder):
+    paths = list_images(image_folder)
+    uniform = NoisyImageDataset(paths, (0.0, 0.5), 16, train=True)
+    low = NoisyImageDataset(paths, (0.0, 0.5), 16, train=True, sigma_power=2.0, cache=True)
+    torch.manual_seed(0)
+    draws = 400
+    below = [sum(d[i][2].item() < 0.1 for i in range(draws)) / draws for d in (uniform, low)]
+    assert below[0] < 0.3 < 0.35 < below[1]  # expected 0.2 and 0.45
+    assert len(low.cache) == len(paths)

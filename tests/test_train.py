@@ -87,3 +87,29 @@ def test_cli_flags_map_to_the_config():
     config = parse_args(["--epochs", "3", "--sigma", "0.1", "--noise-level-input", "--data-dir", "x"])
     assert (config.epochs, config.sigma, config.noise_level_input, config.data_dir) == (3, 0.1, True, "x")
     assert config.base_channels == 64  # the original architecture by default
+
+
+@pytest.mark.parametrize("loss", ["l1", "charbonnier"])
+def test_losses_bf16_autocast_and_channels_last_train(tmp_path, image_folder, loss):
+    config = tiny_config(tmp_path, image_folder, epochs=1, loss=loss, amp="bf16", channels_last=True, cache_images=True)
+    history = train(config)["history"]
+    assert history[0]["train_loss"] > 0 and history[0]["skipped_steps"] == 0
+
+
+def test_unknown_loss_or_precision_is_refused(tmp_path, image_folder):
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train(tiny_config(tmp_path, image_folder, loss="ssim"))
+    with pytest.raises(ValueError, match="amp one of"):
+        train(tiny_config(tmp_path, image_folder, amp="int8"))
+
+
+def test_time_budget_stops_at_an_epoch_boundary_and_holds_on_resume(tmp_path, image_folder):
+    result = train(tiny_config(tmp_path, image_folder, epochs=5, max_minutes=1e-6))
+    assert [h["epoch"] for h in result["history"]] == [1]
+    again = train(tiny_config(tmp_path, image_folder, epochs=5, max_minutes=1e-6, resume=True))
+    assert [h["epoch"] for h in again["history"]] == [1]
+
+
+def test_charbonnier_is_a_smooth_l1():
+    output, target = torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0])
+    assert train_module.charbonnier_loss(output, target).item() == pytest.approx((1e-3 + 1.0) / 2, rel=1e-3)

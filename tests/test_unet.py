@@ -49,3 +49,13 @@ def test_invalid_options_are_rejected():
         UNet(depth=0)
     with pytest.raises(ValueError, match="batch"):
         UNet(base_channels=4, depth=2)(torch.rand(3, 16, 16))
+
+
+def test_without_batch_norm_every_conv_has_a_bias_and_train_equals_eval():
+    model = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert all(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model.train()(x, 0.1), model.eval()(x, 0.1))
+    assert UNet(**model.config).config == model.config
