@@ -3,11 +3,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from PIL import Image
 
 from model.checkpoint import save_checkpoint
-from model.denoise import denoise_file, denoise_tensor
+from model.denoise import denoise_file
 from model.evaluate import evaluate_run, markdown_table
 from model.train import TrainConfig, train
 from model.unet import UNet
@@ -42,15 +41,6 @@ def test_evaluate_run_writes_grids_metrics_and_a_table(tmp_path, image_folder):
     assert saved["mean"]["psnr_noisy"] == pytest.approx(sum(r["psnr_noisy"] for r in rows) / 12)
     table = markdown_table(rows)
     assert table.count("\n") == 12 + 2 and "**mean**" in table
-
-
-def test_denoise_tensor_keeps_the_shape_and_checks_sigma():
-    model = UNet(base_channels=4, depth=2, noise_level_input=True)
-    assert denoise_tensor(model, torch.rand(3, 20, 30), sigma=0.1).shape == (3, 20, 30)
-    with pytest.raises(ValueError, match="pass sigma"):
-        denoise_tensor(model, torch.rand(3, 20, 30))
-    with pytest.raises(ValueError, match=r"within \[0, 0.5\]"):
-        denoise_tensor(model, torch.rand(3, 20, 30), sigma=-0.1)
 
 
 def test_denoise_file_never_overwrites_the_input_or_an_output(tmp_path):

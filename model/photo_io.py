@@ -1,0 +1,104 @@
+"""Read and write user photos for the denoise CLI without losing what the file carries.
+
+Pillow covers most formats; 16-bit colour PNGs (which Pillow reduces to 8 bits) go through
+pypng. EXIF (orientation included) and ICC profiles are carried over to the output where its
+format can hold them; pixels are never rotated, so the saved orientation tag stays correct.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import png
+from PIL import Image
+
+from utils.files import atomic_write
+
+MIN_SIDE = 8  # smaller images have no texture to denoise and no room for the noise estimate
+MAX_MEGAPIXELS = 100.0  # default limit; larger photos need --max-megapixels (they are tiled anyway)
+FORMATS = {"png": "PNG", "tif": "TIFF", "jpg": "JPEG", "webp": "WEBP"}
+
+
+class PhotoError(ValueError):
+    """A photo that cannot be denoised; the message names the file and the problem."""
+
+
+@dataclass
+class Photo:
+    """Pixels (a PIL image, or an H x W x C uint16 array for 16-bit colour) and metadata to keep."""
+
+    pixels: Image.Image | np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+def png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) of a PNG file, or None if it is not a PNG."""
+    with open(path, "rb") as file:
+        head = file.read(33)
+    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+    return width, height, depth, colour
+
+
+def check_size(path: Path, width: int, height: int, max_megapixels: float) -> None:
+    if min(width, height) < MIN_SIDE:
+        raise PhotoError(f"{path}: image is {width}x{height}; at least {MIN_SIDE}x{MIN_SIDE} pixels are needed")
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise PhotoError(
+            f"{path}: image is {width}x{height} ({megapixels:.0f} MP), above the limit of {max_megapixels:g} MP; "
+            "pass --max-megapixels to allow it (it is denoised in tiles)"
+        )
+
+
+def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Photo:
+    """Decode a photo fully (so a truncated file fails here), checking its size from the header first."""
+    path = Path(path)
+    if not path.is_file():
+        raise PhotoError(f"{path}: no such file")
+    try:
+        header = png_header(path)
+        if header:  # checked before decoding, so a bogus or huge PNG costs nothing
+            check_size(path, header[0], header[1], max_megapixels)
+        if header and header[2] == 16 and header[3] in (2, 6):  # 16-bit RGB / RGBA
+            w, h, rows, meta = png.Reader(filename=str(path)).asDirect()
+            array = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(h, w, meta["planes"])
+            return Photo(array)
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours applies, with a clearer message
+        try:
+            with Image.open(path) as image:
+                check_size(path, *image.size, max_megapixels)
+                image.load()
+                info = {key: image.info[key] for key in ("exif", "icc_profile", "dpi") if key in image.info}
+                return Photo(image.copy(), info)
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+    except PhotoError:
+        raise
+    except (OSError, SyntaxError, ValueError, png.Error) as error:
+        raise PhotoError(f"{path}: cannot read image ({error})") from error
+
+
+def write_photo(photo: Photo, path: str | Path) -> Path:
+    """Write atomically in the format of the suffix; 16-bit colour must be PNG."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    if isinstance(photo.pixels, np.ndarray):
+        if suffix != "png":
+            raise PhotoError(f"{path}: 16-bit colour can only be written as PNG")
+        height, width, planes = photo.pixels.shape
+        writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
+        with atomic_write(path, "wb", ".png") as file:
+            writer.write(file, photo.pixels.reshape(height, width * planes))
+        return path
+    image, info = photo.pixels, dict(photo.info)
+    if suffix in ("jpg", "jpeg") and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")  # JPEG has no alpha or 16-bit; say so by converting, not failing
+    options = {"quality": 95} if suffix in ("jpg", "jpeg", "webp") else {}
+    with atomic_write(path, "wb", path.suffix) as file:
+        image.save(file, format=FORMATS.get(suffix, "PNG"), **info, **options)
+    return path

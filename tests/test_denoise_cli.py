@@ -1,0 +1,137 @@
+"""The denoise command line: outputs, metadata, and one test per kind of bad input."""
+
+import struct
+import zlib
+
+import numpy as np
+import png
+import pytest
+from PIL import Image
+
+from model.checkpoint import save_checkpoint
+from model.denoise import main
+from model.unet import UNet
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    model = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+    return save_checkpoint(tmp_path / "tiny.pth", model=model.state_dict(), model_config=model.config)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "in" / "photo.jpg"
+    path.parent.mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def run(capsys, *args):
+    """Run the CLI in-process; returns (exit code, stdout + stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+        if isinstance(exit.code, str):
+            print(exit.code)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_writes_denoised_pngs_and_keeps_exif_and_icc(tmp_path, capsys, checkpoint):
+    source = tmp_path / "tagged.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90
+    Image.new("RGB", (40, 30), "orange").save(source, exif=exif, icc_profile=b"fake-icc-profile")
+    before = source.read_bytes()
+    code, output = run(capsys, source, "-o", tmp_path / "out", "--checkpoint", checkpoint, "--sigma", "20")
+    assert code == 0, output
+    result = Image.open(tmp_path / "out" / "tagged_denoised.png")
+    assert result.size == (40, 30)  # pixels not rotated: the orientation tag still applies
+    assert result.getexif()[0x0112] == 6
+    assert result.info["icc_profile"] == b"fake-icc-profile"
+    assert source.read_bytes() == before
+
+
+def test_16_bit_png_stays_16_bit(tmp_path, capsys, checkpoint):
+    pixels = np.random.default_rng(1).integers(0, 65536, (20, 24, 3), dtype=np.uint16)
+    source = tmp_path / "deep.png"
+    with open(source, "wb") as file:
+        png.Writer(24, 20, bitdepth=16, greyscale=False).write(file, pixels.reshape(20, -1))
+    code, output = run(capsys, source, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 0, output
+    width, height, rows, meta = png.Reader(filename=str(tmp_path / "out" / "deep_denoised.png")).asDirect()
+    assert (width, height, meta["bitdepth"], meta["planes"]) == (24, 20, 16, 3)
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys, checkpoint, photo):
+    args = (photo, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert run(capsys, *args)[0] == 0
+    code, output = run(capsys, *args)
+    assert code == 1 and "exists; pass overwrite" in output
+    assert run(capsys, *args, "--overwrite")[0] == 0
+
+
+def check_one_failure(capsys, tmp_path, checkpoint, photo, bad, message):
+    code, output = run(capsys, photo, bad, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 1
+    assert f"{bad}: {message}" in output
+    assert "1 of 2 images denoised" in output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo_denoised.png"]
+
+
+def test_not_an_image(tmp_path, capsys, checkpoint, photo):
+    bad = tmp_path / "notes.png"
+    bad.write_text("hello")
+    check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "cannot read image")
+
+
+def test_truncated_file(tmp_path, capsys, checkpoint, photo):
+    bad = tmp_path / "cut.jpg"
+    bad.write_bytes(photo.read_bytes()[:300])
+    check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "cannot read image")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (0, 0)])
+def test_tiny_or_empty_image(tmp_path, capsys, checkpoint, photo, size):
+    bad = tmp_path / "tiny.png"
+    if size == (0, 0):  # Pillow cannot write it; a PNG header that says 0x0
+        header = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
+        chunk = b"IHDR" + header
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)))
+        check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "image is 0x0")
+    else:
+        Image.new("RGB", size).save(bad)
+        check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "image is 1x1")
+
+
+def test_huge_image_is_refused_from_its_header_without_decoding(tmp_path, capsys, checkpoint, photo):
+    bad = tmp_path / "huge.png"  # a 20000 x 20000 PNG header: decoding it would need 1.2 GB
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)))
+    check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "image is 20000x20000 (400 MP), above the limit")
+
+
+@pytest.mark.parametrize("sigma", ["-5", "200"])
+def test_sigma_out_of_range_writes_nothing(tmp_path, capsys, checkpoint, photo, sigma):
+    code, output = run(capsys, photo, "-o", tmp_path / "out", "--checkpoint", checkpoint, "--sigma", sigma)
+    assert code == 1 and "sigma must be within [0, 0.5]" in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_that_is_not_writable(tmp_path, capsys, checkpoint, photo):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, output = run(capsys, photo, "-o", blocker / "out", "--checkpoint", checkpoint)
+    assert code == 1 and "output folder is not writable" in output
+
+
+def test_same_file_twice_is_an_error_before_any_work(tmp_path, capsys, checkpoint, photo):
+    code, output = run(
+        capsys, photo, photo.parent / ".." / "in" / "photo.jpg", "-o", tmp_path / "out", "--checkpoint", checkpoint
+    )
+    assert code == 1 and "given twice" in output
+    assert not (tmp_path / "out").exists()
