@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from model.checkpoint import save_checkpoint
+from model.export import export_onnx
+from model.unet import UNet
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("noise_level_input", [True, False])
+def test_onnx_matches_pytorch_at_any_size(tmp_path, noise_level_input):
+    torch.manual_seed(0)
+    model = UNet(base_channels=4, depth=2, noise_level_input=noise_level_input, residual=noise_level_input)
+    target = tmp_path / "model.onnx"
+    assert export_onnx(model, target) <= 1e-4
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 40, 40), (3, 3, 29, 67)]:
+        image = torch.rand(*shape)
+        feed = {"image": image.numpy()}
+        with torch.no_grad():
+            if noise_level_input:
+                sigma = torch.full((shape[0],), 0.2)
+                feed["sigma"] = sigma.numpy()
+                expected = model.eval()(image, sigma)
+            else:
+                expected = model.eval()(image)
+        np.testing.assert_allclose(session.run(None, feed)[0], expected.numpy(), atol=1e-4)
+
+
+def test_export_cli_writes_next_to_the_checkpoint(tmp_path):
+    model = UNet(base_channels=4, depth=2)
+    checkpoint = save_checkpoint(tmp_path / "small.pth", model=model.state_dict(), model_config=model.config)
+    result = subprocess.run(
+        [sys.executable, "-m", "model.export", "--onnx", "--checkpoint", str(checkpoint)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "small.onnx").stat().st_size > 0
+
+
+def test_torch_hub_loads_the_repo_locally():
+    fresh = torch.hub.load(str(ROOT), "unet", source="local", base_channels=4, depth=2)
+    assert isinstance(fresh, UNet) and fresh.config["base_channels"] == 4
