@@ -1,0 +1,175 @@
+"""PSNR / SSIM of the pretrained denoiser against classical baselines, as one markdown table.
+
+    python -m benchmarks.eval_quality                      # the full table (about 15 min on 2 cores)
+    python -m benchmarks.eval_quality --sets standard --sigmas 25
+
+Image sets: (a) the test split of the embedded demo photos, (b) standard offline photos
+(scikit-image chelsea, coffee, astronaut; scikit-learn china, flower). None of them is in
+the training set (utils/build_train_data.py). Noise: Gaussian, not clipped, seeded by image
+name and sigma. Every output is clipped to [0, 1] before scoring. Methods:
+
+- noisy: the input itself;
+- CBM3D: the `bm3d` package given the true sigma;
+- NLM: scikit-image non-local means, its strength h tuned per sigma on a training photo;
+- original recipe: the original U-Net and settings, trained on the same data for the same
+  budget (benchmarks/train_pretrained.py --recipe original; skipped if not trained);
+- ours: model/storage/trained_unet.pth given the true sigma, and ours (blind) given the
+  sigma that model/noise_level.py estimates.
+
+Time per megapixel is the mean over all images and sigmas, on this machine's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import constants as C
+from model.checkpoint import load_model
+from model.dataset import image_seed
+from model.denoise import denoise_array, load_pretrained
+from model.metrics import psnr, ssim
+from utils.split_data import default_split
+
+SIGMAS = {"15/255": 15 / 255, "25/255": 25 / 255, "50/255": 50 / 255, "0.5": 0.5}
+ORIGINAL_RECIPE = C.RUNS_DIR / "original_recipe" / "best.pth"
+NLM_STRENGTHS = (0.4, 0.6, 0.8, 1.0, 1.2)  # h = strength * sigma, chosen per sigma on NLM_TUNING_PHOTO
+NLM_TUNING_PHOTO = "rocket"  # a training photo, never an evaluation one
+
+
+def standard_photos() -> dict[str, np.ndarray]:
+    import skimage.data
+    from sklearn.datasets import load_sample_image
+
+    photos = {name: getattr(skimage.data, name)() for name in ("chelsea", "coffee", "astronaut")}
+    photos |= {name: load_sample_image(f"{name}.jpg") for name in ("china", "flower")}
+    return {name: image.astype(np.float32) / 255 for name, image in photos.items()}
+
+
+def demo_test_photos() -> dict[str, np.ndarray]:
+    split = default_split(C.DEMO_DIR)
+    root = Path(split["root"])
+    return {rel: np.asarray(Image.open(root / rel).convert("RGB"), np.float32) / 255 for rel in split["test"]}
+
+
+def add_noise(clean: np.ndarray, sigma: float, name: str) -> np.ndarray:
+    rng = np.random.default_rng(image_seed(f"{name}@{sigma:.6f}", C.SEED))
+    return (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
+
+
+def tune_nlm(sigma: float) -> float:
+    """The NLM strength with the best PSNR on the tuning photo at this sigma."""
+    import skimage.data
+
+    clean = skimage.data.rocket().astype(np.float32) / 255
+    noisy = add_noise(clean, sigma, NLM_TUNING_PHOTO)
+    scores = {k: score(nlm(noisy, sigma, k), clean)[0] for k in NLM_STRENGTHS}
+    return max(scores, key=scores.get)
+
+
+def nlm(noisy: np.ndarray, sigma: float, strength: float) -> np.ndarray:
+    from skimage.restoration import denoise_nl_means
+
+    options = {"patch_size": 5, "patch_distance": 6, "fast_mode": True, "channel_axis": -1}
+    return denoise_nl_means(noisy, h=strength * sigma, sigma=sigma, **options)
+
+
+def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    import bm3d
+
+    return bm3d.bm3d_rgb(noisy, sigma)
+
+
+def score(output: np.ndarray, clean: np.ndarray, clip: bool = True) -> tuple[float, float]:
+    output = np.clip(output, 0, 1) if clip else output
+    out, ref = (torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1) for a in (output, clean))
+    return float(psnr(out, ref)), float(ssim(out, ref))
+
+
+def methods(sigmas: list[float]) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
+    """name -> function(noisy, sigma) -> denoised, for every method available here.
+
+    NLM is tuned for each sigma here, so the tuning does not count in its run time.
+    """
+    strengths = {sigma: tune_nlm(sigma) for sigma in sigmas}
+    print("NLM strength h / sigma: " + ", ".join(f"{s * 255:g}/255 -> {k}" for s, k in strengths.items()))
+
+    def tuned_nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
+        return nlm(noisy, sigma, strengths[sigma])
+
+    ours = load_pretrained("cpu")
+    table: dict[str, Callable] = {"noisy": lambda noisy, sigma: noisy, "CBM3D": cbm3d, "NLM": tuned_nlm}
+    if ORIGINAL_RECIPE.exists():
+        original, _ = load_model(ORIGINAL_RECIPE, "cpu")
+        table["original recipe"] = lambda noisy, sigma: denoise_array(noisy, original)
+    else:
+        print(f"(no {ORIGINAL_RECIPE.relative_to(C.ROOT_DIR)}: the original-recipe column is skipped)")
+    table["ours"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma)
+    table["ours (blind)"] = lambda noisy, sigma: denoise_array(noisy, ours)
+    return table
+
+
+def evaluate(sets: dict[str, dict[str, np.ndarray]], sigmas: dict[str, float]) -> tuple[list[dict], dict]:
+    """Rows of mean PSNR/SSIM per (set, sigma, method), and seconds per megapixel per method."""
+    table = methods(list(sigmas.values()))
+    rows, seconds, megapixels = [], dict.fromkeys(table, 0.0), 0.0
+    for set_name, photos in sets.items():
+        for sigma_name, sigma in sigmas.items():
+            scores: dict[str, list] = {name: [] for name in table}
+            for image_name, clean in photos.items():
+                noisy = add_noise(clean, sigma, image_name)
+                megapixels += clean.shape[0] * clean.shape[1] / 1e6
+                for name, method in table.items():
+                    started = time.perf_counter()
+                    output = method(noisy, sigma)
+                    seconds[name] += time.perf_counter() - started
+                    scores[name].append(score(output, clean, clip=name != "noisy"))
+            row = {"set": set_name, "sigma": sigma_name}
+            row |= {name: tuple(np.mean(values, axis=0)) for name, values in scores.items()}
+            rows.append(row)
+            print(
+                f"{set_name} sigma {sigma_name}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in row.items() if k in table)
+            )
+    return rows, {name: seconds[name] / megapixels for name in table}
+
+
+def markdown(rows: list[dict], per_megapixel: dict) -> str:
+    names = list(per_megapixel)
+    lines = [
+        "| images | sigma | " + " | ".join(names) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    for row in rows:
+        cells = [f"{row[n][0]:.2f} / {row[n][1]:.3f}" for n in names]
+        lines.append(f"| {row['set']} | {row['sigma']} | " + " | ".join(cells) + " |")
+    lines.append("| s per MP | | " + " | ".join(f"{per_megapixel[n]:.2f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", choices=("demo-test", "standard"), default=["demo-test", "standard"])
+    parser.add_argument("--sigmas", nargs="+", choices=SIGMAS, default=list(SIGMAS))
+    args = parser.parse_args()
+    loaders = {"demo-test": demo_test_photos, "standard": standard_photos}
+    sets = {name: loaders[name]() for name in args.sets}
+    rows, per_megapixel = evaluate(sets, {name: SIGMAS[name] for name in args.sigmas})
+    print(f"\nPSNR (dB) / SSIM, mean per image; {datetime.date.today()}, {machine()}\n")
+    print(markdown(rows, per_megapixel))
+
+
+if __name__ == "__main__":
+    main()
