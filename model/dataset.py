@@ -113,8 +113,9 @@ class NoisyImageDataset(Dataset):
         paths: image files.
         sigma: noise std on the [0, 1] scale, or a (low, high) range sampled uniformly.
         crop_size: side of the square crop, or None for whole images.
-        train: random crops, flips and fresh noise; otherwise a centre crop and noise seeded
-            by the file name, so every evaluation sees exactly the same noisy images.
+        train: random crops, flips and noise seeded by the index (pass index + epoch * len
+            for fresh draws each epoch, as the training loop does); otherwise a centre crop
+            and noise seeded by the file name, so every evaluation sees the same noisy images.
         clip: clip the noisy image to [0, 1] (the original project did; the literature does not).
         repeats: how many times each image appears per epoch (more random crops of small sets).
         root: folder that names are taken relative to (for seeds and reports).
@@ -160,13 +161,15 @@ class NoisyImageDataset(Dataset):
         return path.relative_to(self.root).as_posix() if self.root else path.name
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # Training draws are seeded by the index itself: the training loop's sampler adds
+        # epoch * len(self) to it (model/distributed.py), so every epoch sees new crops and
+        # noise, identical in any process or worker and after a resume.
+        seed = image_seed(f"train:{index}", self.seed)
         index %= len(self.paths)
         clean = self._load_skipping_bad(index)
-        if self.train:
-            rng, generator = random.Random(torch.randint(2**62, ()).item()), None
-        else:
+        if not self.train:
             seed = image_seed(self.name(index), self.seed)
-            rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
+        rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
         (clean,) = crop_and_flip([clean], self.crop_size, self.train, rng)
         low, high = self.sigma_range
         sigma = low + (high - low) * rng.random() ** self.sigma_power

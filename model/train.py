@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 import constants as C
+from model import distributed
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.dataset import split_datasets
 from model.metrics import psnr
@@ -82,6 +84,7 @@ class TrainConfig:
     device: str = ""  # empty: cuda, else mps, else cpu
     amp: str = "none"  # none, bf16 or fp16 (autocast; fp16 adds a gradient scaler)
     channels_last: bool = False
+    compile: bool = False  # torch.compile the model (slow start, faster steps on some machines)
     threads: int = 0  # > 0: torch.set_num_threads
     num_workers: int = 0
     cache_images: bool = False  # keep decoded training images in RAM
@@ -137,26 +140,26 @@ def restore_rng_states(states: dict) -> None:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict:
-    """Mean MSE loss and per-image PSNR (denoised and noisy input) over a loader."""
+    """Per-image MSE and PSNR (denoised and noisy input), averaged over every process's share."""
     model.eval()
-    losses, psnrs, noisy_psnrs = [], [], []
+    totals = [0.0, 0.0, 0.0, 0.0]  # mse, psnr, noisy psnr, images
     for noisy, clean, sigma in loader:
         noisy, clean = noisy.to(device), clean.to(device)
         denoised = model(noisy, sigma.to(device))
-        losses.append(torch.nn.functional.mse_loss(denoised, clean).item())
-        psnrs += psnr(denoised, clean).tolist()
-        noisy_psnrs += psnr(noisy, clean).tolist()
-    return {
-        "val_loss": float(np.mean(losses)),
-        "val_psnr": float(np.mean(psnrs)),
-        "val_psnr_noisy": float(np.mean(noisy_psnrs)),
-    }
+        totals[0] += F.mse_loss(denoised, clean, reduction="none").flatten(1).mean(1).sum().item()
+        totals[1] += psnr(denoised, clean).sum().item()
+        totals[2] += psnr(noisy, clean).sum().item()
+        totals[3] += len(noisy)
+    mse, psnr_sum, noisy_sum, count = distributed.all_reduce(totals)
+    return {"val_loss": mse / count, "val_psnr": psnr_sum / count, "val_psnr_noisy": noisy_sum / count}
 
 
 def train(config: TrainConfig | None = None, **overrides) -> dict:
     """Train a UNet as `config` says (fields may also be given as keyword arguments).
 
-    Returns {"history": [...per-epoch dicts...], "best": path, "last": path, "out_dir": path}.
+    Under torchrun every process runs this; the global batch is split between them and only
+    rank 0 logs and writes files. Returns {"history": [...per-epoch dicts...], "best": path,
+    "last": path, "out_dir": path}.
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     out_dir = Path(config.out_dir)
@@ -165,16 +168,22 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         raise FileExistsError(f"{out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
     if config.loss not in LOSSES or config.amp not in AMP_DTYPES:
         raise ValueError(f"loss must be one of {list(LOSSES)} and amp one of {list(AMP_DTYPES)}")
-    device = pick_device(config.device)
+    rank, world_size, _ = distributed.world()
+    main_process = rank == 0
+    if config.batch_size % world_size:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the {world_size} processes")
+    device = distributed.init(pick_device(config.device))
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
+    log = print if main_process else lambda *args, **kwargs: None
 
     # data: the split is saved with the run, so evaluation later uses exactly the same images
     manifest = (
         load_split(config.split_file) if config.split_file else default_split(config.data_dir or None, config.seed)
     )
-    write_json_atomic(out_dir / "split.json", manifest)
+    if main_process:
+        write_json_atomic(out_dir / "split.json", manifest)
     datasets = split_datasets(
         manifest,
         config.sigma_range(),
@@ -186,9 +195,17 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         config.sigma_power,
         config.cache_images,
     )
-    loader_options = {"num_workers": config.num_workers, "pin_memory": device.type == "cuda"}
-    train_loader = DataLoader(datasets["train"], config.batch_size, shuffle=True, drop_last=True, **loader_options)
-    val_loader = DataLoader(datasets["val"], config.eval_batch_size, **loader_options)
+    loader_options = {
+        "num_workers": config.num_workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": config.num_workers > 0,
+    }
+    sampler = distributed.EpochSampler(datasets["train"], config.seed)
+    train_loader = DataLoader(
+        datasets["train"], config.batch_size // world_size, sampler=sampler, drop_last=True, **loader_options
+    )
+    val_share = Subset(datasets["val"], range(rank, len(datasets["val"]), world_size))
+    val_loader = DataLoader(val_share, config.eval_batch_size, **loader_options)
     if len(train_loader) == 0:
         raise ValueError(f"{len(datasets['train'])} training images is fewer than one batch of {config.batch_size}")
 
@@ -211,26 +228,33 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         start_epoch, step = state["epoch"] + 1, state["step"]
         best_psnr, history = state["best_val_psnr"], state["history"]
         restore_rng_states(state["rng"])
-        print(f"resuming {out_dir} after epoch {state['epoch']}")
-    print(
-        f"training on {device}: {len(datasets['train'])} train / {len(datasets['val'])} val images, "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters"
+        log(f"resuming {out_dir} after epoch {state['epoch']}")
+    # gradients are averaged over processes in backward(); one process trains the model as is
+    net = DistributedDataParallel(model) if world_size > 1 else model
+    net = torch.compile(net) if config.compile else net
+    log(
+        f"training on {device} x {world_size}: {len(datasets['train'])} train / {len(datasets['val'])} val "
+        f"images, {sum(p.numel() for p in model.parameters()):,} parameters"
     )
 
     for epoch in range(start_epoch, config.epochs + 1):
         if config.max_minutes > 0 and sum(h["seconds"] for h in history) >= 60 * config.max_minutes:
-            print(f"stopping: the time budget of {config.max_minutes} minutes is spent")
+            log(f"stopping: the time budget of {config.max_minutes} minutes is spent")
             break
-        model.train()
+        net.train()
+        sampler.set_epoch(epoch)
         started, losses, skipped, bad_in_a_row = time.time(), [], 0, 0
-        progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False)
+        progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not main_process)
         for noisy, clean, sigma in progress:
-            noisy = noisy.to(device, memory_format=memory_format)
-            clean, sigma = clean.to(device, memory_format=memory_format), sigma.to(device)
+            noisy = noisy.to(device, memory_format=memory_format, non_blocking=True)
+            clean = clean.to(device, memory_format=memory_format, non_blocking=True)
+            sigma = sigma.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=AMP_DTYPES[config.amp], enabled=config.amp != "none"):
-                loss = loss_function(model(noisy, sigma).float(), clean)
+                loss = loss_function(net(noisy, sigma).float(), clean)
             optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
+            # every process must take the same decision, or DDP's gradient averaging would hang
+            (finite,) = distributed.all_reduce([float(torch.isfinite(loss))], "min")
+            if not finite:
                 # one bad batch should not wreck the weights; many in a row means the run diverged
                 skipped, bad_in_a_row = skipped + 1, bad_in_a_row + 1
                 if bad_in_a_row >= config.max_bad_steps:
@@ -250,41 +274,44 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             progress.set_postfix(loss=f"{loss.item():.4f}")
         scheduler.step()
 
+        loss_sum, loss_count = distributed.all_reduce([sum(losses), len(losses)])
+        (seconds,) = distributed.all_reduce([time.time() - started], "max")
         record = {
             "epoch": epoch,
             "step": step,
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
-            **validate(model, val_loader, device),
+            "train_loss": loss_sum / loss_count if loss_count else float("nan"),
+            **validate(model, val_loader, device),  # unwrapped: processes may hold different counts
             "lr": optimizer.param_groups[0]["lr"],
             "skipped_steps": skipped,
-            "seconds": round(time.time() - started, 1),
+            "seconds": round(seconds, 1),
         }
         history.append(record)
-        print(
+        log(
             f"epoch {epoch}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
             f"val PSNR {record['val_psnr']:.2f} dB (noisy {record['val_psnr_noisy']:.2f} dB), {record['seconds']} s"
         )
 
         is_best = record["val_psnr"] > best_psnr
         best_psnr = max(best_psnr, record["val_psnr"])
-        state = {
-            "model": model.state_dict(),
-            "model_config": config.model_config(),
-            "train_config": asdict(config),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": epoch,
-            "step": step,
-            "best_val_psnr": best_psnr,
-            "history": history,
-            "rng": rng_states(),
-        }
-        if is_best:
-            save_checkpoint(best_path, **state)
-        save_checkpoint(last_path, **state)
-        write_json_atomic(out_dir / "history.json", {"history": history})
-        plot_history(history, Path(config.image_dir) / "loss_plot.png")
+        if main_process:
+            state = {
+                "model": model.state_dict(),
+                "model_config": config.model_config(),
+                "train_config": asdict(config),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "best_val_psnr": best_psnr,
+                "history": history,
+                "rng": rng_states(),
+            }
+            if is_best:
+                save_checkpoint(best_path, **state)
+            save_checkpoint(last_path, **state)
+            write_json_atomic(out_dir / "history.json", {"history": history})
+            plot_history(history, Path(config.image_dir) / "loss_plot.png")
 
     return {"history": history, "best": best_path, "last": last_path, "out_dir": out_dir}
 
@@ -307,6 +334,10 @@ def main(argv: list[str] | None = None) -> None:
         result = train(config)
     except (FileExistsError, FileNotFoundError, ValueError, TrainingDiverged) as error:
         raise SystemExit(f"error: {error}") from None
+    finally:
+        distributed.close()
+    if not distributed.is_main():
+        return
     best = max(result["history"], key=lambda h: h["val_psnr"])
     print(f"best validation PSNR {best['val_psnr']:.2f} dB at epoch {best['epoch']}: {result['best']}")
 

@@ -53,10 +53,11 @@ def test_training_items_are_random_crops_with_sigma_from_the_range(image_folder)
     paths = sorted(image_folder.rglob("*.png"))[:2]
     dataset = NoisyImageDataset(paths, sigma=(0.0, 0.2), crop_size=16, train=True, repeats=3)
     assert len(dataset) == 6
-    items = [dataset[0] for _ in range(5)]
+    items = [dataset[epoch * len(dataset)] for epoch in range(5)]  # image 0 in five epochs
     assert all(noisy.shape == (3, 16, 16) for noisy, _, _ in items)
     assert all(0 <= sigma.item() <= 0.2 for _, _, sigma in items)
     assert not torch.equal(items[0][0], items[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(dataset[5], dataset[5], strict=True))  # seeded by the index
 
 
 def test_image_smaller_than_the_crop_is_padded(tmp_path):

@@ -1,0 +1,73 @@
+"""Data-parallel training helpers: torchrun's environment, per-epoch seeded sampling, reductions.
+
+`torchrun --nproc_per_node=N -m model.train ...` sets RANK / WORLD_SIZE / LOCAL_RANK (and the
+rendezvous for several nodes); a plain `python -m model.train` is a world of one, and the same
+code path runs without a process group.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset, DistributedSampler
+
+WORLD_VARIABLES = (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"))
+
+
+def world() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run plainly."""
+    return tuple(int(os.environ.get(name, default)) for name, default in WORLD_VARIABLES)
+
+
+def init(device: torch.device) -> torch.device:
+    """Join the process group (nccl on CUDA, gloo otherwise); returns this process's device."""
+    rank, size, local_rank = world()
+    if size == 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=size)
+    return device
+
+
+def close() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
+def all_reduce(values: list[float], op: str = "sum") -> list[float]:
+    """Sum (or max, or min) a few numbers over all processes; identity in a world of one."""
+    if not dist.is_initialized():
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor, {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op])
+    return tensor.tolist()
+
+
+class EpochSampler(DistributedSampler):
+    """DistributedSampler whose indices also carry the epoch: index + epoch * len(dataset).
+
+    Training datasets seed each sample's crop and noise from the index they are given (and
+    wrap it around their length), so a sample is the same in any process, worker or resumed
+    run, and different in every epoch. Each process gets every world_size-th index of one
+    shared permutation, so N processes with batch B / N see exactly the batches of one
+    process with batch B.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        _, size, _ = world()
+        super().__init__(dataset, num_replicas=size, rank=world()[0], shuffle=True, seed=seed, drop_last=True)
+
+    def __iter__(self):
+        offset = self.epoch * len(self.dataset)
+        return (offset + index for index in super().__iter__())
