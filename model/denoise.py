@@ -69,12 +69,19 @@ def estimate_image_sigma(image: np.ndarray) -> float:
 
 
 def denoise_array(
-    array: np.ndarray, model: UNet, sigma: float | None = None, tile: int = TILE, overlap: int = OVERLAP
+    array: np.ndarray,
+    model: UNet,
+    sigma: float | None = None,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    bf16: bool = False,
 ) -> np.ndarray:
     """Denoise an H x W or H x W x C array (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA).
 
     uint8 and uint16 are read on their full scale; floats as [0, 1] (noisy values outside are
     fine). The result has the input's shape and dtype; alpha is passed through untouched.
+    `bf16` runs the network under bfloat16 autocast; a model stored channels_last gets its
+    tiles channels_last (benchmarks/inference_speed.py measures both).
     """
     if array.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
         raise ValueError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float in [0, 1]")
@@ -95,7 +102,10 @@ def denoise_array(
     @torch.inference_mode()
     def network(patch: torch.Tensor) -> torch.Tensor:
         rgb = patch.to(device).expand(-1, 3, -1, -1)  # gray goes through the RGB model as R = G = B
-        out = model(rgb, sigma) if model.noise_level_input else model(rgb)
+        if model.in_conv.conv[0].weight.is_contiguous(memory_format=torch.channels_last):
+            rgb = rgb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = (model(rgb, sigma) if model.noise_level_input else model(rgb)).float()
         return out.mean(dim=1, keepdim=True) if colour_channels == 1 else out
 
     out = apply_tiled(network, colour, tile, overlap)

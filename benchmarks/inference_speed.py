@@ -1,0 +1,120 @@
+"""Inference speed and memory of the pretrained denoiser, with CBM3D in the same run.
+
+    python -m benchmarks.inference_speed              # about 10 min on a 2-core CPU
+
+Each measurement runs in a fresh process, so its peak RSS (resident memory, from the OS) is
+its own. Inputs are 8-bit photos (scikit-image's astronaut, resized) with Gaussian noise
+sigma = 25/255, denoised through `model.denoise.denoise_array` in tiles. First the settings
+(fp32 or bf16 autocast, channels_last, threads) are compared at 1 MP; then 1, 4 and 12 MP
+are timed with the default settings (and on the GPU when there is one). CBM3D runs on the
+1 MP image only: at its speed, 12 MP would take most of an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+SIZES = {1: (1152, 864), 4: (2304, 1728), 12: (4000, 3000)}
+SIGMA = 25 / 255
+
+
+def noisy_photo(megapixels: int) -> np.ndarray:
+    import skimage.data
+
+    clean = Image.fromarray(skimage.data.astronaut()).resize(SIZES[megapixels], Image.Resampling.BICUBIC)
+    noise = np.random.default_rng(0).normal(0, SIGMA * 255, (*clean.size[::-1], 3))
+    return (np.asarray(clean) + noise).clip(0, 255).astype(np.uint8)
+
+
+def child(method: str, megapixels: int, device: str, bf16: bool, channels_last: bool, threads: int) -> dict:
+    """One measurement, in this (fresh) process."""
+    torch.set_num_threads(threads)
+    image = noisy_photo(megapixels)
+    started = time.perf_counter()
+    if method == "CBM3D":
+        import bm3d
+
+        bm3d.bm3d_rgb(image / 255, SIGMA)
+    else:
+        from model.denoise import denoise_array, load_pretrained
+
+        model = load_pretrained(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        denoise_array(image[:64, :64], model, SIGMA, bf16=bf16)  # warm-up
+        started = time.perf_counter()
+        denoise_array(image, model, SIGMA, bf16=bf16)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "seconds": seconds,
+        "s_per_mp": seconds / (image.shape[0] * image.shape[1] / 1e6),
+        "rss_gb": peak_kib / 2**20,
+    }
+
+
+def run(
+    method: str, megapixels: int, device: str = "cpu", bf16: bool = False, channels_last: bool = False, threads: int = 0
+) -> dict:
+    threads = threads or os.cpu_count()
+    spec = json.dumps([method, megapixels, device, bf16, channels_last, threads])
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inference_speed", "--child", spec],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def row(label: str, megapixels: int, result: dict) -> str:
+    return f"| {label} | {megapixels} | {result['seconds']:.1f} | {result['s_per_mp']:.2f} | {result['rss_gb']:.2f} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*json.loads(args.child))))
+        return
+    print(f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}\n")
+    print("| method and settings | MP | seconds | s per MP | peak RSS (GB) |")
+    print("| --- | --- | --- | --- | --- |")
+    settings = {}
+    for bf16 in (False, True):
+        for channels_last in (False, True):
+            label = f"ours, CPU, {'bf16' if bf16 else 'fp32'}, channels_last={channels_last}"
+            settings[(bf16, channels_last)] = result = run("ours", 1, bf16=bf16, channels_last=channels_last)
+            print(row(label, 1, result), flush=True)
+    print(row("ours, CPU, fp32, 1 thread", 1, run("ours", 1, threads=1)), flush=True)
+    bf16, channels_last = min(settings, key=lambda key: settings[key]["s_per_mp"])
+    best = f"{'bf16' if bf16 else 'fp32'}, channels_last={channels_last}"
+    for megapixels in (4, 12):
+        result = run("ours", megapixels, bf16=bf16, channels_last=channels_last)
+        print(row(f"ours, CPU, {best}", megapixels, result), flush=True)
+    if torch.cuda.is_available():
+        for megapixels in SIZES:
+            print(row("ours, GPU, fp32", megapixels, run("ours", megapixels, "cuda")), flush=True)
+    cbm3d = run("CBM3D", 1)
+    print(row("CBM3D (bm3d package), CPU", 1, cbm3d))
+    speedup = cbm3d["s_per_mp"] / settings[(bf16, channels_last)]["s_per_mp"]
+    print(f"\nours ({best}) is {speedup:.0f}x faster per megapixel than CBM3D at 1 MP")
+
+
+if __name__ == "__main__":
+    main()
