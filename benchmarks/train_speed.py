@@ -63,7 +63,9 @@ def step_flops(model: torch.nn.Module, batch: tuple) -> float:
     return counter.get_total_flops()
 
 
-def measure(config: dict, device: torch.device, bf16: bool, channels_last: bool, loader: DataLoader, steps: int) -> dict:
+def measure(
+    config: dict, device: torch.device, bf16: bool, channels_last: bool, loader: DataLoader, steps: int
+) -> dict:
     """Time `steps` training steps after two warm-up steps."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = UNet(**config).to(device, memory_format=memory_format).train()
@@ -109,8 +111,8 @@ def main() -> None:
         ceilings = {False: matmul_gflops(device, torch.float32), True: matmul_gflops(device, torch.bfloat16)}
         print(
             f"\n{device.type}: matmul ceiling fp32 {ceilings[False]:.0f} GFLOP/s, bf16 {ceilings[True]:.0f} GFLOP/s; "
-            f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
-            f"batch {BATCH}x{CROP}x{CROP}, {args.workers} DataLoader workers\n"
+            f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} threads, batch {BATCH}x{CROP}x{CROP}, {args.workers} DataLoader workers\n"
         )
         print("| model | precision | channels_last | images/s | s/step | data wait | GFLOP/s | of matmul ceiling |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -119,9 +121,10 @@ def main() -> None:
             for bf16 in (False, True):
                 for channels_last in (False, True):
                     r = measure(config, device, bf16, channels_last, data, args.steps)
+                    share = r["gflops"] / ceilings[bf16]
                     print(
                         f"| {name} | {'bf16' if bf16 else 'fp32'} | {channels_last} | {r['images_s']:.1f} | "
-                        f"{r['step_s']:.3f} | {r['wait']:.1%} | {r['gflops']:.0f} | {r['gflops'] / ceilings[bf16]:.0%} |",
+                        f"{r['step_s']:.3f} | {r['wait']:.1%} | {r['gflops']:.0f} | {share:.0%} |",
                         flush=True,
                     )
 
