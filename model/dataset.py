@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from constants import IMAGE_EXTENSIONS, NOISE_SIGMA, SEED
+from model.tasks import Denoise, Task
 from model.unet import pad_bottom_right
 from utils.files import atomic_write
 
@@ -73,15 +74,6 @@ def image_seed(name: str, seed: int) -> int:
     return zlib.crc32(f"{seed}:{name}".encode())
 
 
-def add_gaussian_noise(
-    clean: torch.Tensor, sigma: float, generator: torch.Generator | None = None, clip: bool = False
-) -> torch.Tensor:
-    """clean + N(0, sigma^2), optionally clipped to [0, 1]."""
-    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype) * sigma
-    noisy = clean + noise
-    return noisy.clamp(0, 1) if clip else noisy
-
-
 def pad_to(image: torch.Tensor, size: int) -> torch.Tensor:
     """Reflect-pad an image that is smaller than `size` on either side (edge copies if tiny)."""
     pad_h, pad_w = max(0, size - image.shape[-2]), max(0, size - image.shape[-1])
@@ -107,7 +99,9 @@ def crop_and_flip(
 
 
 class NoisyImageDataset(Dataset):
-    """Clean photos; Gaussian noise is drawn fresh each time (training) or per image (eval).
+    """Clean photos degraded on the fly: Gaussian noise by default, or any task of model/tasks.py.
+
+    The degradation is drawn fresh for every training sample and fixed per image for eval.
 
     Args:
         paths: image files.
@@ -122,6 +116,8 @@ class NoisyImageDataset(Dataset):
         sigma_power: sigma = low + (high - low) * u ** sigma_power with u ~ U[0, 1]; above 1 it
             draws low noise levels more often, so a blind range does not starve them.
         cache: keep decoded images in memory (small sets: decoding then costs nothing).
+        task: the degradation that makes the input (model/tasks.py); default: Gaussian noise
+            with the sigma, sigma_power and clip given here.
     """
 
     def __init__(
@@ -136,6 +132,7 @@ class NoisyImageDataset(Dataset):
         root: str | Path | None = None,
         sigma_power: float = 1.0,
         cache: bool = False,
+        task: Task | None = None,
     ) -> None:
         if not paths:
             raise ValueError("no images given to the dataset")
@@ -150,6 +147,7 @@ class NoisyImageDataset(Dataset):
         if sigma_power <= 0:
             raise ValueError(f"sigma_power must be > 0, got {sigma_power}")
         self.sigma_power = sigma_power
+        self.task = task if task is not None else Denoise(self.sigma_range, sigma_power, clip)
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.bad_files: set[Path] = set()
 
@@ -171,10 +169,8 @@ class NoisyImageDataset(Dataset):
             seed = image_seed(self.name(index), self.seed)
         rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
         (clean,) = crop_and_flip([clean], self.crop_size, self.train, rng)
-        low, high = self.sigma_range
-        sigma = low + (high - low) * rng.random() ** self.sigma_power
-        noisy = add_gaussian_noise(clean, sigma, generator, self.clip)
-        return noisy, clean, torch.tensor(sigma, dtype=torch.float32)
+        degraded, sigma = self.task.degrade(clean, rng, generator)
+        return degraded, clean, torch.tensor(sigma, dtype=torch.float32)
 
     def _load_skipping_bad(self, index: int) -> torch.Tensor:
         """Load image `index`; a broken file is reported once and replaced by the next one."""
@@ -241,6 +237,7 @@ def split_datasets(
     seed: int = SEED,
     sigma_power: float = 1.0,
     cache: bool = False,
+    task: Task | None = None,
 ) -> dict[str, NoisyImageDataset]:
     """Train/val/test datasets from a split manifest (see utils/split_data.py).
 
@@ -252,7 +249,7 @@ def split_datasets(
     def dataset(name: str, crop: int | None, train: bool) -> NoisyImageDataset:
         paths = [root / p for p in manifest[name]]
         return NoisyImageDataset(
-            paths, sigma, crop, train, clip, repeats if train else 1, seed, root, sigma_power, cache
+            paths, sigma, crop, train, clip, repeats if train else 1, seed, root, sigma_power, cache, task
         )
 
     return {

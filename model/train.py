@@ -22,15 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 import constants as C
 from model import distributed
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import split_datasets
+from model.losses import PIXEL_LOSSES, TrainingLoss
 from model.metrics import psnr
+from model.tasks import Colorize, Denoise, SuperResolution, Task
 from model.unet import UNet
 from utils.files import write_json_atomic
 from utils.plots import plot_history
@@ -41,12 +44,6 @@ class TrainingDiverged(RuntimeError):
     """The loss kept being NaN or infinite."""
 
 
-def charbonnier_loss(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """A smooth L1: quadratic near zero, linear beyond eps (robust to outliers, stable gradients)."""
-    return torch.sqrt((output - target) ** 2 + eps**2).mean()
-
-
-LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss}
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -62,6 +59,14 @@ class TrainConfig:
     noise_level_input: bool = False
     residual: bool = False
     batch_norm: bool = True
+    final_activation: str = "none"  # or sigmoid (not with residual)
+    # task: denoise, sr (super-resolution) or colorize; fine-tuning starts from --init weights
+    task: str = "denoise"
+    scale: int = 2  # sr: downscaling factor
+    sr_noise: float = 0.0  # sr: noise sigma added at low resolution
+    init: str = ""  # a checkpoint to start from (its architecture is used)
+    freeze_epochs: int = 0  # > 0: encoder frozen this many epochs, then unfrozen a level per epoch
+    encoder_lr_factor: float = 1.0  # encoder learning rate = lr * this (e.g. 0.1 when fine-tuning)
     # noise
     sigma: float = C.NOISE_SIGMA
     sigma_max: float = -1.0  # > sigma: train on sigma in [sigma, sigma_max]
@@ -73,6 +78,7 @@ class TrainConfig:
     eval_batch_size: int = C.EVAL_BATCH_SIZE
     lr: float = C.LEARNING_RATE
     loss: str = "mse"  # mse, l1 or charbonnier
+    perceptual_weight: float = 0.0  # > 0: add a VGG16 feature loss (needs the ImageNet weights locally)
     crop_size: int = C.CROP_SIZE
     eval_crop_size: int = C.EVAL_CROP_SIZE
     repeats: int = 1  # random crops per image per epoch
@@ -97,10 +103,37 @@ class TrainConfig:
             "noise_level_input": self.noise_level_input,
             "residual": self.residual,
             "batch_norm": self.batch_norm,
+            "final_activation": self.final_activation,
         }
 
     def sigma_range(self) -> float | tuple[float, float]:
         return (self.sigma, self.sigma_max) if self.sigma_max > self.sigma else self.sigma
+
+    def make_task(self) -> Task:
+        if self.task == "denoise":
+            low, high = (self.sigma, self.sigma_max) if self.sigma_max > self.sigma else (self.sigma, self.sigma)
+            return Denoise((low, high), self.sigma_power, self.clip_noisy)
+        if self.task == "sr":
+            return SuperResolution(self.scale, self.sr_noise)
+        if self.task == "colorize":
+            return Colorize()
+        raise ValueError(f"task must be denoise, sr or colorize, got {self.task!r}")
+
+
+def encoder_levels(model: UNet) -> list[nn.Module]:
+    """The encoder, shallowest level first: in_conv, enc_1, ..., enc_depth."""
+    return [model.in_conv] + [getattr(model, f"enc_{level}") for level in range(1, model.depth + 1)]
+
+
+def set_trainable(model: UNet, epoch: int, freeze_epochs: int) -> int:
+    """Freeze the encoder for `freeze_epochs` epochs, then unfreeze one level per epoch, deepest
+    first (gradual unfreezing: the generic low-level features change last). Returns the number
+    of frozen levels."""
+    levels = encoder_levels(model)
+    unfrozen = max(0, epoch - freeze_epochs) if freeze_epochs > 0 else len(levels)
+    for index, level in enumerate(reversed(levels)):
+        level.requires_grad_(index < unfrozen)
+    return max(0, len(levels) - unfrozen)
 
 
 def pick_device(name: str = "") -> torch.device:
@@ -166,9 +199,12 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
     last_path, best_path = out_dir / "last.pth", out_dir / "best.pth"
     if last_path.exists() and not config.resume:
         raise FileExistsError(f"{out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
-    if config.loss not in LOSSES or config.amp not in AMP_DTYPES:
-        raise ValueError(f"loss must be one of {list(LOSSES)} and amp one of {list(AMP_DTYPES)}")
+    if config.loss not in PIXEL_LOSSES or config.amp not in AMP_DTYPES:
+        raise ValueError(f"loss must be one of {list(PIXEL_LOSSES)} and amp one of {list(AMP_DTYPES)}")
+    task = config.make_task()
     rank, world_size, _ = distributed.world()
+    if world_size > 1 and config.freeze_epochs > 0:
+        raise ValueError("freezing layers is not supported with several processes (DDP); use one process")
     main_process = rank == 0
     if config.batch_size % world_size:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the {world_size} processes")
@@ -194,6 +230,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         config.seed,
         config.sigma_power,
         config.cache_images,
+        task,
     )
     loader_options = {
         "num_workers": config.num_workers,
@@ -211,12 +248,23 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
 
     # model and optimiser
     memory_format = torch.channels_last if config.channels_last else torch.preserve_format
-    model = UNet(**config.model_config()).to(device, memory_format=memory_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.init:
+        model, _ = load_model(config.init, device)  # the architecture comes with the weights
+        log(f"starting from {config.init}")
+    else:
+        model = UNet(**config.model_config())
+    model = model.to(device, memory_format=memory_format)
+    encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [p for p in model.parameters() if id(p) not in encoder], "lr": config.lr},
+            {"params": [p for p in model.parameters() if id(p) in encoder], "lr": config.lr * config.encoder_lr_factor},
+        ]
+    )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr / 100)
     # fp16 needs loss scaling so small gradients do not flush to zero; bf16 has fp32's range
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
-    loss_function = LOSSES[config.loss]
+    loss_function = TrainingLoss(config.loss, config.perceptual_weight).to(device)
     start_epoch, step, best_psnr, history = 1, 0, -math.inf, []
     if config.resume and last_path.exists():
         state = load_checkpoint(last_path, device)
@@ -241,6 +289,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         if config.max_minutes > 0 and sum(h["seconds"] for h in history) >= 60 * config.max_minutes:
             log(f"stopping: the time budget of {config.max_minutes} minutes is spent")
             break
+        frozen = set_trainable(model, epoch, config.freeze_epochs)
         net.train()
         sampler.set_epoch(epoch)
         started, losses, skipped, bad_in_a_row = time.time(), [], 0, 0
@@ -282,6 +331,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             "train_loss": loss_sum / loss_count if loss_count else float("nan"),
             **validate(model, val_loader, device),  # unwrapped: processes may hold different counts
             "lr": optimizer.param_groups[0]["lr"],
+            "frozen_levels": frozen,
             "skipped_steps": skipped,
             "seconds": round(seconds, 1),
         }
@@ -296,7 +346,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         if main_process:
             state = {
                 "model": model.state_dict(),
-                "model_config": config.model_config(),
+                "model_config": model.config,
                 "train_config": asdict(config),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),

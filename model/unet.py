@@ -75,6 +75,7 @@ class UNet(nn.Module):
         residual: predict the noise and return `x - noise`; needs in_channels == out_channels.
         batch_norm: the original's batch norm after each conv. Without it (as in DRUNet) the
             network behaves the same in train and eval mode, whatever the noise level mix.
+        final_activation: "none", or "sigmoid" to bound the output to (0, 1) (not with residual).
 
     Any height and width work: the input is padded to a multiple of 2**depth and the
     output cropped back to the input's size.
@@ -89,12 +90,15 @@ class UNet(nn.Module):
         noise_level_input: bool = False,
         residual: bool = False,
         batch_norm: bool = True,
+        final_activation: str = "none",
     ) -> None:
         super().__init__()
         if depth < 1 or base_channels < 1:
             raise ValueError(f"depth and base_channels must be >= 1, got {depth}, {base_channels}")
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
+        if final_activation not in ("none", "sigmoid") or (residual and final_activation != "none"):
+            raise ValueError(f"final_activation must be 'none' or 'sigmoid' (not residual), got {final_activation!r}")
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels,
@@ -103,10 +107,12 @@ class UNet(nn.Module):
             "noise_level_input": noise_level_input,
             "residual": residual,
             "batch_norm": batch_norm,
+            "final_activation": final_activation,
         }
         self.depth = depth
         self.noise_level_input = noise_level_input
         self.residual = residual
+        self.final_activation = final_activation
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.in_conv = ConvBlock(in_channels + int(noise_level_input), widths[0], batch_norm)
         for level in range(depth):
@@ -137,4 +143,6 @@ class UNet(nn.Module):
         for level in range(1, self.depth + 1):
             out = getattr(self, f"dec_{level}")(out, skips.pop())
         out = self.out_conv(out)[..., :height, :width]
+        if self.final_activation == "sigmoid":
+            return torch.sigmoid(out)
         return x - out if self.residual else out

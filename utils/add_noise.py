@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from constants import NOISE_SIGMA, SEED
-from model.dataset import ImageReadError, add_gaussian_noise, image_seed, load_image, save_png
+from model.dataset import ImageReadError, image_seed, load_image, save_png
+from model.tasks import add_gaussian_noise
 from utils.files import write_json_atomic
 from utils.split_data import load_split
 

@@ -1,0 +1,72 @@
+"""Training losses: pixel losses, and an optional VGG perceptual term for super-resolution.
+
+The VGG16 ImageNet weights cannot be downloaded here, so the perceptual term looks for them in
+torch's hub cache and fails with a clear message when they are missing; any feature extractor
+(a module mapping images to features) can be passed instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VGG_FILE = "vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def charbonnier_loss(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """A smooth L1: quadratic near zero, linear beyond eps (robust to outliers, stable gradients)."""
+    return torch.sqrt((output - target) ** 2 + eps**2).mean()
+
+
+PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss}
+
+
+def vgg_features(weights: str | Path | None = None) -> nn.Module:
+    """VGG16 up to relu3_3 with ImageNet weights from `weights` (default: torch's hub cache)."""
+    import torchvision
+
+    path = Path(weights) if weights else Path(torch.hub.get_dir()) / "checkpoints" / VGG_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: VGG16 ImageNet weights not found, and they cannot be downloaded here; copy {VGG_FILE} "
+            "there, or train without the perceptual term (--perceptual-weight 0)"
+        )
+    vgg = torchvision.models.vgg16()
+    vgg.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return vgg.features[:16]
+
+
+class PerceptualLoss(nn.Module):
+    """Mean squared distance between features of the output and of the target (frozen extractor)."""
+
+    def __init__(self, features: nn.Module | None = None) -> None:
+        super().__init__()
+        self.features = (features if features is not None else vgg_features()).eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        normalize = lambda x: (x - self.mean) / self.std  # noqa: E731
+        return F.mse_loss(self.features(normalize(output)), self.features(normalize(target)))
+
+
+class TrainingLoss(nn.Module):
+    """A pixel loss plus `perceptual_weight` times the perceptual loss (if the weight is > 0)."""
+
+    def __init__(self, pixel: str = "mse", perceptual_weight: float = 0.0, features: nn.Module | None = None):
+        super().__init__()
+        if pixel not in PIXEL_LOSSES:
+            raise ValueError(f"loss must be one of {list(PIXEL_LOSSES)}, got {pixel!r}")
+        self.pixel = PIXEL_LOSSES[pixel]
+        self.perceptual_weight = perceptual_weight
+        self.perceptual = PerceptualLoss(features) if perceptual_weight > 0 else None
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = self.pixel(output, target)
+        if self.perceptual is not None:
+            loss = loss + self.perceptual_weight * self.perceptual(output, target)
+        return loss

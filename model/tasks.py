@@ -1,0 +1,89 @@
+"""Restoration tasks as degradations applied on the fly to clean images.
+
+One U-Net and one training loop serve every task: a task turns a clean (3, H, W) image into
+the network's input of the same size and the noise level the network is told.
+
+- Denoise: add Gaussian noise (the default task).
+- SuperResolution: bicubic, antialiased downscaling by 2 or 4, then bicubic upscaling back to
+  the original size, so the same U-Net shape applies; optional noise at low resolution.
+- Colorize: the luma (ITU-R BT.601) repeated over three channels.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+def add_gaussian_noise(
+    clean: torch.Tensor, sigma: float, generator: torch.Generator | None = None, clip: bool = False
+) -> torch.Tensor:
+    """clean + N(0, sigma^2), optionally clipped to [0, 1]."""
+    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype) * sigma
+    noisy = clean + noise
+    return noisy.clamp(0, 1) if clip else noisy
+
+
+def downscale(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bicubic, antialiased downscaling of a (C, H, W) image by an integer factor."""
+    size = (max(1, image.shape[-2] // scale), max(1, image.shape[-1] // scale))
+    return F.interpolate(image[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+def upscale(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic upscaling of a (C, h, w) image to `size` (the usual baseline of super-resolution)."""
+    return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+
+def to_gray(image: torch.Tensor) -> torch.Tensor:
+    """Luma of a (3, H, W) image, repeated over 3 channels."""
+    weights = torch.tensor(LUMA, dtype=image.dtype).view(3, 1, 1)
+    return (image * weights).sum(0, keepdim=True).expand(3, -1, -1).contiguous()
+
+
+@dataclass
+class Denoise:
+    sigma: tuple[float, float] = (0.5, 0.5)
+    sigma_power: float = 1.0  # > 1 draws low noise levels more often
+    clip: bool = False
+
+    def degrade(
+        self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
+    ) -> tuple[torch.Tensor, float]:
+        low, high = self.sigma
+        sigma = low + (high - low) * rng.random() ** self.sigma_power
+        return add_gaussian_noise(clean, sigma, generator, self.clip), sigma
+
+
+@dataclass
+class SuperResolution:
+    scale: int = 2
+    noise_sigma: float = 0.0  # Gaussian noise added to the low-resolution image
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 3, 4, 8):
+            raise ValueError(f"scale must be 2, 3, 4 or 8, got {self.scale}")
+
+    def degrade(
+        self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
+    ) -> tuple[torch.Tensor, float]:
+        low = downscale(clean, self.scale)
+        if self.noise_sigma > 0:
+            low = add_gaussian_noise(low, self.noise_sigma, generator)
+        return upscale(low, tuple(clean.shape[-2:])), self.noise_sigma
+
+
+@dataclass
+class Colorize:
+    def degrade(
+        self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
+    ) -> tuple[torch.Tensor, float]:
+        return to_gray(clean), 0.0
+
+
+Task = Denoise | SuperResolution | Colorize

@@ -1,0 +1,120 @@
+"""Super-resolution and colorization: degradations, fine-tuning with frozen layers, losses."""
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from model.checkpoint import load_model, save_checkpoint
+from model.losses import PerceptualLoss, TrainingLoss, vgg_features
+from model.metrics import psnr
+from model.tasks import Colorize, SuperResolution, downscale, upscale
+from model.train import TrainConfig, encoder_levels, set_trainable, train
+from model.unet import UNet
+
+
+def smooth(height=32, width=48):
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    return torch.stack([0.5 + 0.4 * torch.sin(4 * xx), 0.5 + 0.4 * torch.cos(3 * yy), xx * yy])
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_super_resolution_input_is_the_bicubic_upscale_of_the_downscale(scale):
+    clean = smooth()
+    degraded, sigma = SuperResolution(scale).degrade(clean, random.Random(0), torch.Generator())
+    assert degraded.shape == clean.shape and sigma == 0.0
+    assert downscale(clean, scale).shape[-2:] == (32 // scale, 48 // scale)
+    torch.testing.assert_close(degraded, upscale(downscale(clean, scale), (32, 48)))
+    assert 20 < psnr(degraded, clean).item() < 100  # smooth: close, but not identical
+    with pytest.raises(ValueError, match="scale must be"):
+        SuperResolution(5)
+
+
+def test_colorize_input_is_gray_in_three_channels():
+    gray, _ = Colorize().degrade(smooth(), random.Random(0), torch.Generator())
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+
+
+def test_sigmoid_output_is_bounded_and_not_residual():
+    model = UNet(base_channels=4, depth=2, final_activation="sigmoid")
+    out = model(torch.randn(1, 3, 16, 16) * 10)
+    assert out.min() > 0 and out.max() < 1
+    with pytest.raises(ValueError, match="final_activation"):
+        UNet(residual=True, final_activation="sigmoid")
+
+
+def test_gradual_unfreezing_goes_from_the_deepest_level_up():
+    model = UNet(base_channels=4, depth=2)
+    levels = encoder_levels(model)
+    trainable = lambda: [all(p.requires_grad for p in level.parameters()) for level in levels]  # noqa: E731
+    assert set_trainable(model, 2, freeze_epochs=2) == 3 and trainable() == [False, False, False]
+    assert set_trainable(model, 3, freeze_epochs=2) == 2 and trainable() == [False, False, True]
+    assert set_trainable(model, 9, freeze_epochs=2) == 0 and trainable() == [True, True, True]
+    assert set_trainable(model, 1, freeze_epochs=0) == 0 and trainable() == [True, True, True]
+
+
+def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_folder):
+    start = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+    init = save_checkpoint(tmp_path / "denoiser.pth", model=start.state_dict(), model_config=start.config)
+    config = TrainConfig(
+        data_dir=str(image_folder),
+        out_dir=str(tmp_path / "sr"),
+        image_dir=str(tmp_path / "img"),
+        task="sr",
+        scale=2,
+        init=str(init),
+        freeze_epochs=2,
+        epochs=2,
+        lr=1e-3,
+        encoder_lr_factor=0.1,
+        crop_size=16,
+        eval_crop_size=16,
+        batch_size=4,
+        loss="charbonnier",
+    )
+    history = train(config)["history"]
+    assert [h["frozen_levels"] for h in history] == [3, 3]
+    tuned, checkpoint = load_model(tmp_path / "sr" / "last.pth")
+    assert checkpoint["model_config"] == start.config  # the architecture came with --init
+    before, after = start.state_dict(), tuned.state_dict()
+    encoder = [k for k in before if k.split(".")[0] in {"in_conv", "enc_1", "enc_2"}]
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
+    assert not all(torch.equal(before[k], after[k]) for k in before if k not in encoder)
+    groups = checkpoint["optimizer"]["param_groups"]
+    assert groups[1]["initial_lr"] == pytest.approx(0.1 * groups[0]["initial_lr"])
+
+
+def test_colorization_trains_from_the_cli_fields(tmp_path, image_folder):
+    config = TrainConfig(
+        data_dir=str(image_folder),
+        out_dir=str(tmp_path / "color"),
+        image_dir=str(tmp_path / "img"),
+        task="colorize",
+        base_channels=4,
+        depth=2,
+        epochs=1,
+        crop_size=16,
+        eval_crop_size=16,
+        batch_size=4,
+    )
+    assert train(config)["history"][0]["train_loss"] > 0
+
+
+def test_perceptual_loss_without_vgg_weights_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="VGG16 ImageNet weights not found.*--perceptual-weight 0"):
+        vgg_features(tmp_path / "missing.pth")
+
+
+def test_perceptual_loss_with_a_fake_feature_extractor():
+    torch.manual_seed(0)
+    fake = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+    loss = TrainingLoss("l1", perceptual_weight=0.5, features=fake)
+    output = torch.rand(2, 3, 16, 16, requires_grad=True)
+    target = torch.rand(2, 3, 16, 16)
+    value = loss(output, target)
+    assert value > nn.functional.l1_loss(output, target)
+    value.backward()
+    assert output.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in fake.parameters())  # the extractor stays frozen
+    assert PerceptualLoss(fake)(target, target).item() == 0
