@@ -1,13 +1,17 @@
-"""The exact recipe behind the shipped checkpoint model/storage/trained_unet.pth, and its baseline.
+"""The exact recipes behind the shipped checkpoint model/storage/trained_unet.pth, its baseline
+and the fine-tunes that reuse it.
 
     python -m benchmarks.train_pretrained                    # ours: trains (or resumes) runs/pretrained
     python -m benchmarks.train_pretrained --recipe original  # the original recipe, same data and budget
     python -m benchmarks.train_pretrained --export           # copy the best weights of ours into model/storage
+    python -m benchmarks.train_pretrained --recipe sr-x2     # fine-tune the shipped weights: x2 super-resolution
+    python -m benchmarks.train_pretrained --recipe sr-x4     # ... x4 super-resolution
+    python -m benchmarks.train_pretrained --recipe colorize  # ... colorization
 
-Both recipes train on the offline set of utils/build_train_data.py (built first if missing)
-for the same budget of training minutes, each on one CPU thread, so they can run side by side
-on a 2-core machine and get the same compute. Training resumes from last.pth, so the budget
-can be spread over several sittings; the budget counts training time only.
+Every recipe trains on the offline set of utils/build_train_data.py (built first if missing)
+for a budget of training minutes, on one CPU thread by default, so `ours` and `original` can
+run side by side on a 2-core machine with the same compute. Training resumes from last.pth,
+so a budget can be spread over several sittings; it counts training time only.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from model.train import TrainConfig, train
 from utils import build_train_data
 
 SPLIT_FILE = build_train_data.OUT_DIR / "split.json"
-MINUTES = 95.0
 RECIPES = {
     # sigma-map residual U-Net without batch norm, trained blind over sigma in [0, 0.5]
     "ours": TrainConfig(
@@ -55,6 +58,34 @@ RECIPES = {
 }
 
 
+def fine_tune(name: str, **task) -> TrainConfig:
+    """From the shipped denoiser: decoder at 1e-4; the encoder frozen for 2 epochs, then unfrozen
+    a level per epoch at 1e-5; a smaller batch; Charbonnier loss."""
+    return TrainConfig(
+        out_dir=str(C.RUNS_DIR / name),
+        init=str(C.CHECKPOINT_PATH),
+        lr=1e-4,
+        encoder_lr_factor=0.1,
+        freeze_epochs=2,
+        epochs=8,
+        batch_size=8,
+        crop_size=96,
+        repeats=6,
+        loss="charbonnier",
+        amp="bf16",
+        channels_last=True,
+        **task,
+    )
+
+
+RECIPES |= {
+    "sr-x2": fine_tune("sr-x2", task="sr", scale=2),
+    "sr-x4": fine_tune("sr-x4", task="sr", scale=4),
+    "colorize": fine_tune("colorize", task="colorize"),
+}
+MINUTES = {"ours": 95.0, "original": 95.0, "sr-x2": 20.0, "sr-x4": 20.0, "colorize": 20.0}
+
+
 def export(run_dir: Path, target: Path = C.CHECKPOINT_PATH) -> Path:
     """Write the best weights of a run, with their config and provenance, without optimizer state."""
     state = load_checkpoint(run_dir / "best.pth")
@@ -76,7 +107,7 @@ def export(run_dir: Path, target: Path = C.CHECKPOINT_PATH) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", choices=RECIPES, default="ours")
-    parser.add_argument("--minutes", type=float, default=MINUTES, help="training-time budget")
+    parser.add_argument("--minutes", type=float, default=None, help=f"training-time budget (default: {MINUTES})")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--export", action="store_true", help="only export the best weights of ours")
@@ -85,14 +116,14 @@ def main() -> None:
         print(f"wrote {export(Path(RECIPES['ours'].out_dir))}")
         return
     if not SPLIT_FILE.exists():
-        build_train_data.main()
+        build_train_data.main([])
     config = RECIPES[args.recipe]
     started = time.time()
     result = train(
         config,
         split_file=str(SPLIT_FILE),
         image_dir=config.out_dir,
-        max_minutes=args.minutes,
+        max_minutes=args.minutes or MINUTES[args.recipe],
         threads=args.threads,
         device=args.device,
         cache_images=True,

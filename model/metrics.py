@@ -49,3 +49,17 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     cov_xy = blur(x * y) - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.flatten(1).mean(dim=1).float()
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """Luma Y of ITU-R BT.601 in [16/255, 235/255], as super-resolution papers score it (MATLAB's rgb2ycbcr)."""
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=x.dtype, device=x.device).view(3, 1, 1) / 255
+    return (x * weights).sum(dim=-3, keepdim=True) + 16 / 255
+
+
+def psnr_y(prediction: torch.Tensor, target: torch.Tensor, shave: int = 0) -> torch.Tensor:
+    """PSNR on the Y channel with `shave` border pixels left out (the SR convention: shave = scale)."""
+    prediction, target = rgb_to_y(_batch(prediction)), rgb_to_y(_batch(target))
+    if shave:
+        prediction, target = (t[..., shave:-shave, shave:-shave] for t in (prediction, target))
+    return psnr(prediction, target)

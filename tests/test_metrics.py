@@ -44,3 +44,17 @@ def test_metrics_are_per_image_in_a_batch():
 def test_ssim_rejects_images_smaller_than_its_window():
     with pytest.raises(ValueError, match="11x11"):
         ssim(torch.rand(3, 8, 8), torch.rand(3, 8, 8))
+
+
+def test_y_channel_matches_scikit_image_and_shaves_the_border():
+    from skimage.color import rgb2ycbcr
+
+    from model.metrics import psnr_y, rgb_to_y
+
+    image = torch.rand(3, 20, 24, dtype=torch.float64)
+    expected = rgb2ycbcr(image.permute(1, 2, 0).numpy())[..., 0] / 255
+    assert np.allclose(rgb_to_y(image)[0].numpy(), expected, atol=1e-6)
+    other = image.clone()
+    other[:, 0, :] = 0  # damage only the top row
+    assert psnr_y(other, image, shave=2).item() == float("inf")
+    assert psnr_y(other, image).item() < 100

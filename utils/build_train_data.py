@@ -154,11 +154,11 @@ def build(deb: Path, out_dir: Path = OUT_DIR, demo_dir: Path = DEMO_DIR, seed: i
     return manifest
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deb", type=Path, help=f"an already downloaded {WALLPAPER_PACKAGE} .deb")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         deb = args.deb
         if deb is None:
