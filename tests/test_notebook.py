@@ -20,6 +20,8 @@ def test_notebook_runs_in_quick_mode(tmp_path, monkeypatch):
 
     images = {p.name for p in (tmp_path / "image").iterdir()}
     assert {"loss_plot.png", "val_prediction_1.png", "test_prediction_1.png", "noise_examples.png"} <= images
+    assert {"sr_x2_examples.png", "colorize_examples.png"} <= images
+    assert ("pretrained_denoise.png" in images) == C.CHECKPOINT_PATH.exists()
     run = tmp_path / "runs" / "notebook_quick"
     assert (run / "best.pth").exists() and (run / "my_noisy_photo_denoised.png").exists()
     mean = json.loads((run / "test_metrics.json").read_text())["mean"]
