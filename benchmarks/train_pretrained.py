@@ -83,7 +83,7 @@ RECIPES |= {
     "sr-x4": fine_tune("sr-x4", task="sr", scale=4),
     "colorize": fine_tune("colorize", task="colorize"),
 }
-MINUTES = {"ours": 95.0, "original": 95.0, "sr-x2": 20.0, "sr-x4": 20.0, "colorize": 20.0}
+MINUTES = {"ours": 80.0, "original": 80.0, "sr-x2": 20.0, "sr-x4": 20.0, "colorize": 20.0}
 
 
 def export(run_dir: Path, target: Path = C.CHECKPOINT_PATH) -> Path:
