@@ -23,6 +23,9 @@ def atomic_write(path: str | Path, mode: str = "wb", suffix: str = ".tmp") -> It
             tmp.close()
             os.unlink(tmp.name)
             raise
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)  # temporary files are private (0600); the result is a normal file
     os.replace(tmp.name, path)
 
 
