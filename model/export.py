@@ -41,12 +41,11 @@ def export_onnx(model: UNet, target: str | Path) -> float:
     import onnxruntime
 
     model = model.float().cpu().eval()
-    batch = torch.export.Dim("batch", min=1, max=64)
-    height, width = (torch.export.Dim(name, min=8, max=16384) for name in ("height", "width"))
+    batch = height = width = torch.export.Dim.DYNAMIC
     image = torch.rand(2, 3, 45, 61)
     sigma = torch.tensor([0.1, 0.3])
     if model.noise_level_input:
-        module, args, names = WithNoiseLevel(model), (image, sigma), ["image", "sigma"]
+        module, args, names = WithNoiseLevel(model).eval(), (image, sigma), ["image", "sigma"]
         shapes = {"image": {0: batch, 2: height, 3: width}, "sigma": {0: batch}}
     else:
         module, args, names = model, (image,), ["image"]
