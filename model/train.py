@@ -333,7 +333,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             "lr": optimizer.param_groups[0]["lr"],
             "frozen_levels": frozen,
             "skipped_steps": skipped,
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 3),
         }
         history.append(record)
         log(
