@@ -137,17 +137,11 @@ class NoisyImageDataset(Dataset):
         if not paths:
             raise ValueError("no images given to the dataset")
         low, high = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
-        if not 0 <= low <= high:
-            raise ValueError(f"sigma must be >= 0 (and low <= high), got {sigma}")
         self.paths = [Path(p) for p in paths]
         self.root = Path(root) if root is not None else None
-        self.sigma_range = (float(low), float(high))
-        self.crop_size, self.train, self.clip = crop_size, train, clip
+        self.crop_size, self.train = crop_size, train
         self.repeats, self.seed = repeats, seed
-        if sigma_power <= 0:
-            raise ValueError(f"sigma_power must be > 0, got {sigma_power}")
-        self.sigma_power = sigma_power
-        self.task = task if task is not None else Denoise(self.sigma_range, sigma_power, clip)
+        self.task = task if task is not None else Denoise((float(low), float(high)), sigma_power, clip)
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.bad_files: set[Path] = set()
 

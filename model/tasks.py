@@ -52,6 +52,13 @@ class Denoise:
     sigma_power: float = 1.0  # > 1 draws low noise levels more often
     clip: bool = False
 
+    def __post_init__(self) -> None:
+        low, high = self.sigma
+        if not 0 <= low <= high:
+            raise ValueError(f"sigma must be >= 0 (and low <= high), got {self.sigma}")
+        if self.sigma_power <= 0:
+            raise ValueError(f"sigma_power must be > 0, got {self.sigma_power}")
+
     def degrade(
         self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
     ) -> tuple[torch.Tensor, float]:

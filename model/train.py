@@ -106,13 +106,10 @@ class TrainConfig:
             "final_activation": self.final_activation,
         }
 
-    def sigma_range(self) -> float | tuple[float, float]:
-        return (self.sigma, self.sigma_max) if self.sigma_max > self.sigma else self.sigma
-
     def make_task(self) -> Task:
         if self.task == "denoise":
-            low, high = (self.sigma, self.sigma_max) if self.sigma_max > self.sigma else (self.sigma, self.sigma)
-            return Denoise((low, high), self.sigma_power, self.clip_noisy)
+            high = max(self.sigma, self.sigma_max)  # sigma_max <= sigma: a fixed noise level
+            return Denoise((self.sigma, high), self.sigma_power, self.clip_noisy)
         if self.task == "sr":
             return SuperResolution(self.scale, self.sr_noise)
         if self.task == "colorize":
@@ -222,15 +219,12 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         write_json_atomic(out_dir / "split.json", manifest)
     datasets = split_datasets(
         manifest,
-        config.sigma_range(),
-        config.crop_size,
-        config.eval_crop_size,
-        config.repeats,
-        config.clip_noisy,
-        config.seed,
-        config.sigma_power,
-        config.cache_images,
-        task,
+        crop_size=config.crop_size,
+        eval_crop_size=config.eval_crop_size,
+        repeats=config.repeats,
+        seed=config.seed,
+        cache=config.cache_images,
+        task=task,  # the noise level, its sampling and clipping live in the task
     )
     loader_options = {
         "num_workers": config.num_workers,
