@@ -6,7 +6,7 @@ import torch
 import model.train as train_module
 from model.checkpoint import load_model
 from model.losses import charbonnier_loss
-from model.train import TrainConfig, TrainingDiverged, parse_args, train
+from model.train import TrainConfig, TrainingDiverged, parse_args, resolve_amp, train
 
 TINY = {"base_channels": 4, "depth": 2, "crop_size": 16, "eval_crop_size": 16, "batch_size": 4, "eval_batch_size": 4}
 
@@ -90,11 +90,22 @@ def test_cli_flags_map_to_the_config():
     assert config.base_channels == 64  # the original architecture by default
 
 
+@pytest.mark.filterwarnings("ignore:bf16 is emulated")  # this test checks that bf16 works, not that it is fast
 @pytest.mark.parametrize("loss", ["l1", "charbonnier"])
 def test_losses_bf16_autocast_and_channels_last_train(tmp_path, image_folder, loss):
     config = tiny_config(tmp_path, image_folder, epochs=1, loss=loss, amp="bf16", channels_last=True, cache_images=True)
     history = train(config)["history"]
     assert history[0]["train_loss"] > 0 and history[0]["skipped_steps"] == 0
+
+
+def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    for native, expected in [(True, "bf16"), (False, "none")]:
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
+        assert resolve_amp("auto", cpu) == expected
+        assert resolve_amp("none", cpu) == "none"
+    with pytest.warns(UserWarning, match="bf16 is emulated on this cpu"):
+        assert resolve_amp("bf16", cpu) == "bf16"
 
 
 def test_unknown_loss_or_precision_is_refused(tmp_path, image_folder):
