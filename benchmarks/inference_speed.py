@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.train import native_bf16
+
 SIZES = {1: (1152, 864), 4: (2304, 1728), 12: (4000, 3000)}
 SIGMA = 25 / 255
 
@@ -93,11 +95,17 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(*json.loads(args.child))))
         return
-    print(f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}\n")
+    print(
+        f"{datetime.date.today()}, {platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
+        f"{os.cpu_count()} cores, torch {torch.__version__}\n"
+    )
+    precisions = (False, True) if native_bf16(torch.device("cpu")) else (False,)
+    if len(precisions) == 1:
+        print("bf16 not measured: this CPU has no native bf16 (emulated, it is far slower than fp32)\n")
     print("| method and settings | MP | seconds | s per MP | peak RSS (GB) | PSNR (dB) |")
     print("| --- | --- | --- | --- | --- | --- |")
     settings = {}
-    for bf16 in (False, True):
+    for bf16 in precisions:
         for channels_last in (False, True):
             label = f"ours, CPU, {'bf16' if bf16 else 'fp32'}, channels_last={channels_last}"
             settings[(bf16, channels_last)] = result = run("ours", 1, bf16=bf16, channels_last=channels_last)

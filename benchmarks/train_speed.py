@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import constants as C
 from model.dataset import NoisyImageDataset
 from model.distributed import EpochSampler
+from model.train import native_bf16
 from model.unet import UNet
 from utils.split_data import default_split
 
@@ -108,17 +109,25 @@ def main() -> None:
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
-        ceilings = {False: matmul_gflops(device, torch.float32), True: matmul_gflops(device, torch.bfloat16)}
+        # emulated bf16 (CPUs without AVX512-BF16 or AMX) is measured on a smaller matmul, and too
+        # slow to be worth training rows
+        native = native_bf16(device)
+        ceilings = {
+            False: matmul_gflops(device, torch.float32),
+            True: matmul_gflops(device, torch.bfloat16, 2048 if native else 512),
+        }
         print(
-            f"\n{device.type}: matmul ceiling fp32 {ceilings[False]:.0f} GFLOP/s, bf16 {ceilings[True]:.0f} GFLOP/s; "
-            f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+            f"\n{device.type}: matmul ceiling fp32 {ceilings[False]:.0f} GFLOP/s, "
+            f"bf16 {ceilings[True]:.{0 if native else 2}f} GFLOP/s{'' if native else ' (emulated, no bf16 rows)'}; "
+            f"{datetime.date.today()}, {platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
+            f"{os.cpu_count()} cores, "
             f"{torch.get_num_threads()} threads, batch {BATCH}x{CROP}x{CROP}, {args.workers} DataLoader workers\n"
         )
         print("| model | precision | channels_last | images/s | s/step | data wait | GFLOP/s | of matmul ceiling |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         data = loader(device, args.workers)
         for name, config in MODELS.items():
-            for bf16 in (False, True):
+            for bf16 in (False, True) if native else (False,):
                 for channels_last in (False, True):
                     r = measure(config, device, bf16, channels_last, data, args.steps)
                     share = r["gflops"] / ceilings[bf16]
