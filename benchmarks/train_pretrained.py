@@ -69,7 +69,7 @@ RECIPES["ours-continued"] = dataclasses.replace(
 )
 
 
-def fine_tune(name: str, **task) -> TrainConfig:
+def fine_tune(name: str, epochs: int = 8, **task) -> TrainConfig:
     """From the shipped denoiser: decoder at 1e-4; the encoder frozen for 2 epochs, then unfrozen
     a level per epoch at 1e-5; a smaller batch; Charbonnier loss."""
     return TrainConfig(
@@ -78,7 +78,7 @@ def fine_tune(name: str, **task) -> TrainConfig:
         lr=1e-4,
         encoder_lr_factor=0.1,
         freeze_epochs=2,
-        epochs=8,
+        epochs=epochs,
         batch_size=8,
         crop_size=96,
         repeats=6,
@@ -90,11 +90,12 @@ def fine_tune(name: str, **task) -> TrainConfig:
 
 
 RECIPES |= {
-    "sr-x2": fine_tune("sr-x2", task="sr", scale=2),
+    # 8 epochs (504 steps) gained only +0.43 dB RGB over bicubic on the val crops, so x2 trains 3x longer
+    "sr-x2": fine_tune("sr-x2", epochs=24, task="sr", scale=2),
     "sr-x4": fine_tune("sr-x4", task="sr", scale=4),
     "colorize": fine_tune("colorize", task="colorize"),
 }
-MINUTES = {"ours": 80.0, "ours-continued": 90.0, "original": 80.0, "sr-x2": 20.0, "sr-x4": 20.0, "colorize": 20.0}
+MINUTES = {"ours": 80.0, "ours-continued": 90.0, "original": 80.0, "sr-x2": 45.0, "sr-x4": 20.0, "colorize": 20.0}
 
 
 def export(run_dir: Path, target: Path = C.CHECKPOINT_PATH) -> Path:
