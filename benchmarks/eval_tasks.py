@@ -1,7 +1,7 @@
 """Super-resolution and colorization fine-tunes against their baselines, as a markdown table.
 
     python -m benchmarks.eval_tasks                      # every fine-tuned run that exists
-    python -m benchmarks.eval_tasks --runs sr-x2
+    python -m benchmarks.eval_tasks --runs sr-x2 sr-x2-continued
 
 Runs come from `python -m benchmarks.train_pretrained --recipe sr-x2 | sr-x4 | colorize`
 (their best.pth). Images: the embedded demo test split and the standard offline photos of
@@ -28,7 +28,7 @@ from model.metrics import psnr, psnr_y, ssim
 from model.train import TrainConfig
 from utils.plots import plot_grid
 
-TASK_RUNS = ("sr-x2", "sr-x4", "colorize")
+TASK_RUNS = [name for name, config in RECIPES.items() if config.task != "denoise"]
 
 
 def score(output: torch.Tensor, clean: torch.Tensor, shave: int) -> np.ndarray:
