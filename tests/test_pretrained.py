@@ -31,9 +31,9 @@ def test_loads_safely_in_a_fresh_process_and_comes_close_to_cbm3d_on_chelsea():
     result = subprocess.run([sys.executable, "-c", FRESH_PROCESS], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     _, ours, _, cbm3d = result.stdout.split()
-    # The target is to beat CBM3D here; the shipped weights (80 CPU-minutes of training) do not
-    # yet: measured 32.06 vs 32.64 dB on 2026-11-25. This guards the level actually reached.
-    assert float(ours) > float(cbm3d) - 1.0
+    # The target is to beat CBM3D here; the shipped weights (153 CPU-minutes of training) do not
+    # yet: measured 32.13 vs 32.64 dB on 2026-11-25. This guards the level actually reached.
+    assert float(ours) > float(cbm3d) - 0.75
 
 
 def test_torch_hub_gives_the_pretrained_weights():
