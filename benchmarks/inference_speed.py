@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.train import native_bf16
+from model.precision import native_bf16
 
 SIZES = {1: (1152, 864), 4: (2304, 1728), 12: (4000, 3000)}
 SIGMA = 25 / 255

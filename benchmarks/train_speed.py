@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import constants as C
 from model.dataset import NoisyImageDataset
 from model.distributed import EpochSampler
-from model.train import native_bf16
+from model.precision import native_bf16
 from model.unet import UNet
 from utils.split_data import default_split
 

@@ -28,6 +28,7 @@ from model.checkpoint import CheckpointError, load_model
 from model.dataset import list_images
 from model.noise_level import estimate_sigma
 from model.photo_io import FORMATS, MAX_MEGAPIXELS, MIN_SIDE, Photo, PhotoError, read_photo, write_photo
+from model.precision import warn_if_emulated_bf16
 from model.tiling import apply_tiled, to_float
 from model.train import pick_device
 from model.unet import UNet
@@ -97,6 +98,8 @@ def denoise_array(
     elif model.noise_level_input:
         sigma = estimate_image_sigma(colour)
     device = next(model.parameters()).device
+    if bf16:
+        warn_if_emulated_bf16(device)
     model.eval()
 
     @torch.inference_mode()

@@ -16,7 +16,6 @@ import dataclasses
 import math
 import random
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import split_datasets
 from model.losses import PIXEL_LOSSES, TrainingLoss
 from model.metrics import psnr
+from model.precision import AMP_CHOICES, AMP_DTYPES, resolve_amp
 from model.tasks import Colorize, Denoise, SuperResolution, Task
 from model.unet import UNet
 from utils.files import write_json_atomic
@@ -43,10 +43,6 @@ from utils.split_data import default_split, load_split
 
 class TrainingDiverged(RuntimeError):
     """The loss kept being NaN or infinite."""
-
-
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-AMP_CHOICES = (*AMP_DTYPES, "auto")
 
 
 @dataclass
@@ -144,26 +140,6 @@ def pick_device(name: str = "") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether the device multiplies bfloat16 in hardware (CUDA from Ampere; CPUs with AVX512-BF16 or AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """The precision to train in: `auto` means bf16 where the hardware has it, else fp16 on
-    CUDA and full precision elsewhere. Measured on an AVX2-only CPU, emulated bf16 multiplies
-    about 300x slower than fp32, so asking for it there earns a warning."""
-    if amp == "auto":
-        return "bf16" if native_bf16(device) else "fp16" if device.type == "cuda" else "none"
-    if amp == "bf16" and not native_bf16(device):
-        warnings.warn(
-            f"bf16 is emulated on this {device.type} and much slower than fp32; use --amp auto or none", stacklevel=3
-        )
-    return amp
 
 
 def seed_everything(seed: int) -> None:

@@ -94,3 +94,11 @@ def test_sigma_outside_the_range_is_refused(model, sigma):
 def test_tiny_images_are_refused(model, shape):
     with pytest.raises(ValueError, match="at least 8x8"):
         denoise(np.zeros(shape, np.float32), model, 0.1)
+
+
+def test_bf16_on_a_cpu_without_it_warns_and_stays_close_to_fp32(model, monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    noisy = noisy_photo(24, 24)
+    with pytest.warns(UserWarning, match="bf16 is emulated on this cpu"):
+        fast = denoise_array(noisy, model, 0.1, bf16=True)
+    assert np.abs(fast - denoise_array(noisy, model, 0.1)).max() < 0.05

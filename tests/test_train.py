@@ -6,7 +6,8 @@ import torch
 import model.train as train_module
 from model.checkpoint import load_model
 from model.losses import charbonnier_loss
-from model.train import TrainConfig, TrainingDiverged, parse_args, resolve_amp, train
+from model.precision import resolve_amp
+from model.train import TrainConfig, TrainingDiverged, parse_args, train
 
 TINY = {"base_channels": 4, "depth": 2, "crop_size": 16, "eval_crop_size": 16, "batch_size": 4, "eval_batch_size": 4}
 
