@@ -1,6 +1,6 @@
 """PSNR / SSIM of the pretrained denoiser against classical baselines, as one markdown table.
 
-    python -m benchmarks.eval_quality                      # the full table (about 15 min on 2 cores)
+    python -m benchmarks.eval_quality                      # the full table (15 to 35 min on 2 cores)
     python -m benchmarks.eval_quality --sets standard --sigmas 25
 
 Image sets: (a) the test split of the embedded demo photos, (b) standard offline photos
