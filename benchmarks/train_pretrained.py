@@ -69,7 +69,7 @@ RECIPES["ours-continued"] = dataclasses.replace(
 )
 
 
-def fine_tune(name: str, epochs: int = 8, **settings) -> TrainConfig:
+def fine_tune(name: str, **settings) -> TrainConfig:
     """From the shipped denoiser: decoder at 1e-4; the encoder frozen for 2 epochs, then unfrozen
     a level per epoch at 1e-5; a smaller batch; Charbonnier loss. `settings` override any field."""
     config = TrainConfig(
@@ -78,7 +78,7 @@ def fine_tune(name: str, epochs: int = 8, **settings) -> TrainConfig:
         lr=1e-4,
         encoder_lr_factor=0.1,
         freeze_epochs=2,
-        epochs=epochs,
+        epochs=8,
         batch_size=8,
         crop_size=96,
         repeats=6,
@@ -107,6 +107,7 @@ RECIPES |= {
     "sr-x4": fine_tune("sr-x4", task="sr", scale=4),
     "colorize": fine_tune("colorize", task="colorize"),
 }
+SHIPPED = ("ours", "ours-continued")  # the recipes whose weights --export may ship
 MINUTES = {
     "ours": 80.0,
     "ours-continued": 90.0,
@@ -163,6 +164,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--export", action="store_true", help="only export the best weights of --recipe")
     args = parser.parse_args()
+    if args.export and args.recipe not in SHIPPED:
+        parser.error(f"--export writes the shipped denoiser; only {', '.join(SHIPPED)} can be exported")
     if args.export:
         print(f"wrote {export(Path(RECIPES[args.recipe].out_dir))}")
         return
