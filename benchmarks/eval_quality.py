@@ -1,6 +1,6 @@
 """PSNR / SSIM of the pretrained denoiser against classical baselines, as one markdown table.
 
-    python -m benchmarks.eval_quality                      # the full table (15 to 35 min on 2 cores)
+    python -m benchmarks.eval_quality                      # the full table (20 to 45 min on 2 cores)
     python -m benchmarks.eval_quality --sets standard --sigmas 25
 
 Image sets: (a) the test split of the embedded demo photos, (b) standard offline photos
@@ -13,8 +13,9 @@ name and sigma. Every output is clipped to [0, 1] before scoring. Methods:
 - NLM: scikit-image non-local means, its strength h tuned per sigma on a training photo;
 - original recipe: the original U-Net and settings, trained on the same data for the same
   budget (benchmarks/train_pretrained.py --recipe original; skipped if not trained);
-- ours: model/storage/trained_unet.pth given the true sigma, and ours (blind) given the
-  sigma that model/noise_level.py estimates.
+- ours: model/storage/trained_unet.pth given the true sigma; ours x8 the same averaged over
+  the 8 flips and rotations of the input (`denoise(..., ensemble=True)`); ours (blind) given
+  the sigma that model/noise_level.py estimates.
 
 Time per megapixel is the mean over all images and sigmas, on this machine's CPU.
 """
@@ -114,6 +115,7 @@ def methods(sigmas: list[float]) -> dict[str, Callable[[np.ndarray, float], np.n
     else:
         print(f"(no {ORIGINAL_RECIPE.relative_to(C.ROOT_DIR)}: the original-recipe column is skipped)")
     table["ours"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma)
+    table["ours x8"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma, ensemble=True)
     table["ours (blind)"] = lambda noisy, sigma: denoise_array(noisy, ours)
     return table
 

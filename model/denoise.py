@@ -3,7 +3,7 @@
     from model.denoise import denoise
     clean = denoise(noisy)                    # numpy, PIL or tensor in, the same kind out;
                                               # the pretrained model, the noise level estimated
-    python -m model.denoise photo.jpg more_photos/ -o denoised/ [--sigma 25]
+    python -m model.denoise photo.jpg more_photos/ -o denoised/ [--sigma 25] [--ensemble]
 
 Large images are denoised in overlapping, blended tiles, so memory stays bounded. The CLI
 writes `<name>_denoised.png` (or --format) atomically, never overwrites an input, replaces an
@@ -16,6 +16,7 @@ import argparse
 import functools
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,13 +77,16 @@ def denoise_array(
     tile: int = TILE,
     overlap: int = OVERLAP,
     bf16: bool = False,
+    ensemble: bool = False,
 ) -> np.ndarray:
     """Denoise an H x W or H x W x C array (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA).
 
     uint8 and uint16 are read on their full scale; floats as [0, 1] (noisy values outside are
     fine). The result has the input's shape and dtype; alpha is passed through untouched.
     `bf16` runs the network under bfloat16 autocast; a model stored channels_last gets its
-    tiles channels_last (benchmarks/inference_speed.py measures both).
+    tiles channels_last (benchmarks/inference_speed.py measures both). `ensemble` averages the
+    outputs for the 8 flips and rotations of each tile: 8x the time for a little more PSNR
+    (benchmarks/eval_quality.py measures it).
     """
     if array.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
         raise ValueError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float in [0, 1]")
@@ -111,10 +115,29 @@ def denoise_array(
             out = (model(rgb, sigma) if model.noise_level_input else model(rgb)).float()
         return out.mean(dim=1, keepdim=True) if colour_channels == 1 else out
 
-    out = apply_tiled(network, colour, tile, overlap)
+    out = apply_tiled(self_ensemble(network) if ensemble else network, colour, tile, overlap)
     if alpha.shape[2]:
         out = np.concatenate([out, alpha], axis=2)
     return out[..., 0] if array.ndim == 2 else out
+
+
+def self_ensemble(network: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`network` averaged over the 8 rotations and flips of its N x C x H x W input.
+
+    Noise is the same in every orientation but the network's errors are not, so their mean
+    is a better estimate (the "x8" test mode of KAIR / DRUNet).
+    """
+
+    def averaged(patch: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for mirrored in (False, True):
+            view = patch.flip(-1) if mirrored else patch
+            for turns in range(4):
+                out = network(view.rot90(turns, (-2, -1))).rot90(-turns, (-2, -1))
+                total = total + (out.flip(-1) if mirrored else out)
+        return total / 8
+
+    return averaged
 
 
 def denoise(
@@ -123,29 +146,33 @@ def denoise(
     sigma: float | None = None,
     tile: int = TILE,
     overlap: int = OVERLAP,
+    ensemble: bool = False,
 ) -> np.ndarray | Image.Image | torch.Tensor:
     """Denoise a numpy array (H x W [x C]), a PIL image or a tensor ((C, H, W) or (N, C, H, W)).
 
     Returns the same kind, shape and pixel type. `model=None` uses the pretrained model;
     `sigma` is the noise std on the [0, 1] scale (25/255 ~ 0.098), estimated from the image
     when None. Images larger than `tile` are processed in tiles overlapping by `overlap`.
+    `ensemble=True` averages over 8 flips and rotations (8x slower, a little better).
     """
     if model is None:
         model = _cached_pretrained(pick_device().type)
     if isinstance(image, Image.Image):
-        return denoise_pil(image, model, sigma, tile, overlap)
+        return denoise_pil(image, model, sigma, tile, overlap, ensemble)
     if isinstance(image, torch.Tensor):
         if image.ndim not in (3, 4):
             raise ValueError(f"expected a (C, H, W) or (N, C, H, W) tensor, got shape {tuple(image.shape)}")
         batch = image[None] if image.ndim == 3 else image
         arrays = batch.detach().float().permute(0, 2, 3, 1).cpu().numpy()
-        outs = [denoise_array(a, model, sigma, tile, overlap) for a in arrays]
+        outs = [denoise_array(a, model, sigma, tile, overlap, ensemble=ensemble) for a in arrays]
         out = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).to(image.device, image.dtype)
         return out[0] if image.ndim == 3 else out
-    return denoise_array(np.asarray(image), model, sigma, tile, overlap)
+    return denoise_array(np.asarray(image), model, sigma, tile, overlap, ensemble=ensemble)
 
 
-def denoise_pil(image: Image.Image, model: UNet, sigma: float | None, tile: int, overlap: int) -> Image.Image:
+def denoise_pil(
+    image: Image.Image, model: UNet, sigma: float | None, tile: int, overlap: int, ensemble: bool = False
+) -> Image.Image:
     """A PIL image of any mode; 8-bit modes and I;16 keep their mode, others become RGB(A)."""
     if image.mode in ("L", "LA", "RGB", "RGBA", "I;16"):
         converted = image
@@ -154,7 +181,8 @@ def denoise_pil(image: Image.Image, model: UNet, sigma: float | None, tile: int,
     else:  # palette, 1-bit, CMYK, ...
         has_alpha = "A" in image.mode or "transparency" in image.info
         converted = image.convert("RGBA" if has_alpha else "RGB")
-    out = Image.fromarray(denoise_array(np.asarray(converted), model, sigma, tile, overlap), converted.mode)
+    pixels = denoise_array(np.asarray(converted), model, sigma, tile, overlap, ensemble=ensemble)
+    out = Image.fromarray(pixels, converted.mode)
     out.info = {key: value for key, value in image.info.items() if key in ("exif", "icc_profile", "dpi")}
     return out
 
@@ -168,6 +196,7 @@ def denoise_file(
     tile: int = TILE,
     overlap: int = OVERLAP,
     max_megapixels: float = MAX_MEGAPIXELS,
+    ensemble: bool = False,
 ) -> Path:
     """Denoise the photo `source` into `target` (format from its suffix); never writes over the input."""
     source, target = Path(source), Path(target)
@@ -177,8 +206,8 @@ def denoise_file(
         raise FileExistsError(f"{target}: exists; pass overwrite=True (--overwrite) to replace it")
     photo = read_photo(source, max_megapixels)
     if isinstance(photo.pixels, np.ndarray):
-        return write_photo(Photo(denoise_array(photo.pixels, model, sigma, tile, overlap)), target)
-    return write_photo(Photo(denoise_pil(photo.pixels, model, sigma, tile, overlap), photo.info), target)
+        return write_photo(Photo(denoise_array(photo.pixels, model, sigma, tile, overlap, ensemble=ensemble)), target)
+    return write_photo(Photo(denoise_pil(photo.pixels, model, sigma, tile, overlap, ensemble), photo.info), target)
 
 
 def collect_inputs(items: list[Path], output_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
@@ -224,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--format", choices=FORMATS, default="png", help="output format")
     parser.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS)
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--ensemble", action="store_true", help="average 8 flips/rotations: 8x slower, a little better")
     args = parser.parse_args(argv)
 
     try:
@@ -237,7 +267,17 @@ def main(argv: list[str] | None = None) -> None:
     failures = []
     for source, target in tqdm(pairs, desc="denoising", unit="image"):
         try:
-            denoise_file(model, source, target, sigma, args.overwrite, args.tile, args.overlap, args.max_megapixels)
+            denoise_file(
+                model,
+                source,
+                target,
+                sigma,
+                args.overwrite,
+                args.tile,
+                args.overlap,
+                args.max_megapixels,
+                args.ensemble,
+            )
         except (PhotoError, FileExistsError, ValueError, OSError) as error:
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)

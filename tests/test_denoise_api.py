@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.denoise import denoise, denoise_array
+from model.denoise import denoise, denoise_array, self_ensemble
 from model.tiling import apply_tiled, tile_starts
 from model.unet import UNet
 
@@ -48,6 +48,23 @@ def test_tiling_is_exact_for_a_pointwise_network():
     np.testing.assert_allclose(out, image * 0.5, atol=1e-6)
     with pytest.raises(ValueError, match="overlap"):
         apply_tiled(lambda x: x, image, tile=16, overlap=8)
+
+
+def test_self_ensemble_undoes_each_flip_and_rotation():
+    patch = torch.rand(2, 3, 20, 20)
+    ramp = torch.linspace(0, 1, 20)
+    np.testing.assert_allclose(self_ensemble(lambda x: x * 2 + 1)(patch), patch * 2 + 1, atol=1e-6)
+    # a network that adds a left-to-right ramp: each orientation's output is turned back, so the
+    # image itself comes back in place and the ramp averages out to its mean over all directions
+    averaged = self_ensemble(lambda x: x + ramp)(patch)
+    np.testing.assert_allclose(averaged, patch + ramp.mean(), atol=1e-6)
+
+
+def test_ensemble_denoising_keeps_shape_and_differs_from_a_single_pass(model):
+    photo = noisy_photo()
+    single, averaged = (denoise(photo, model, 0.1, ensemble=e) for e in (False, True))
+    assert averaged.shape == single.shape and averaged.dtype == single.dtype
+    assert np.abs(averaged - single).max() > 1e-4
 
 
 def test_every_input_kind_comes_back_as_the_same_kind(model):
