@@ -7,7 +7,8 @@ Runs come from `python -m benchmarks.train_pretrained --recipe sr-x2 | sr-x4 | c
 (their best.pth). Images: the embedded demo test split and the standard offline photos of
 benchmarks/eval_quality.py. Super-resolution is scored as SR papers do (PSNR on the BT.601 Y
 channel with `scale` border pixels shaved) and on RGB, against bicubic upscaling of the same
-low-resolution image; colorization against its gray input. Example grids go to image/.
+low-resolution image; colorization against its gray input on RGB (its luma is the input's, so
+PSNR-Y says nothing there and is left out). Example grids go to image/.
 """
 
 from __future__ import annotations
@@ -53,7 +54,15 @@ def evaluate_run(name: str, sets: dict[str, dict[str, np.ndarray]]) -> list[dict
             baseline.append(score(degraded, clean, shave))
             ours.append(score(output, clean, shave))
             examples.append((degraded, output, clean))
-        rows.append({"run": name, "set": set_name, "baseline": np.mean(baseline, 0), "ours": np.mean(ours, 0)})
+        rows.append(
+            {
+                "run": name,
+                "set": set_name,
+                "sr": config.task == "sr",
+                "baseline": np.mean(baseline, 0),
+                "ours": np.mean(ours, 0),
+            }
+        )
         input_name = "bicubic" if config.task == "sr" else "gray input"
         plot_grid(
             examples[:3],
@@ -65,14 +74,15 @@ def evaluate_run(name: str, sets: dict[str, dict[str, np.ndarray]]) -> list[dict
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| run | images | baseline PSNR-Y / PSNR / SSIM | fine-tuned PSNR-Y / PSNR / SSIM | gain (PSNR-Y) |",
+        "| run | images | baseline PSNR-Y / PSNR / SSIM | fine-tuned PSNR-Y / PSNR / SSIM | gain |",
         "| --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         b, o = row["baseline"], row["ours"]
+        metric, name = (0, "Y") if row["sr"] else (1, "RGB")  # SR is scored on luma; colorization on colour
+        cells = [(f"{x[0]:.2f}" if row["sr"] else "-") + f" / {x[1]:.2f} / {x[2]:.3f}" for x in (b, o)]
         lines.append(
-            f"| {row['run']} | {row['set']} | {b[0]:.2f} / {b[1]:.2f} / {b[2]:.3f} | "
-            f"{o[0]:.2f} / {o[1]:.2f} / {o[2]:.3f} | {o[0] - b[0]:+.2f} dB |"
+            f"| {row['run']} | {row['set']} | {cells[0]} | {cells[1]} | {o[metric] - b[metric]:+.2f} dB ({name}) |"
         )
     return "\n".join(lines)
 

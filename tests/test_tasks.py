@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.eval_tasks import markdown
 from model.checkpoint import load_model, save_checkpoint
 from model.losses import PerceptualLoss, TrainingLoss, vgg_features
 from model.metrics import psnr
@@ -118,3 +119,10 @@ def test_perceptual_loss_with_a_fake_feature_extractor():
     assert output.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in fake.parameters())  # the extractor stays frozen
     assert PerceptualLoss(fake)(target, target).item() == 0
+
+
+def test_task_table_scores_sr_on_luma_and_colorization_on_rgb():
+    row = {"set": "standard", "baseline": [30.0, 29.0, 0.8], "ours": [31.5, 29.2, 0.9]}
+    sr, colour = markdown([row | {"run": "sr-x2", "sr": True}, row | {"run": "colorize", "sr": False}]).splitlines()[2:]
+    assert sr.endswith("| 30.00 / 29.00 / 0.800 | 31.50 / 29.20 / 0.900 | +1.50 dB (Y) |")
+    assert colour.endswith("| - / 29.00 / 0.800 | - / 29.20 / 0.900 | +0.20 dB (RGB) |")
