@@ -41,7 +41,8 @@ def evaluate_run(name: str, sets: dict[str, dict[str, np.ndarray]]) -> list[dict
     config: TrainConfig = RECIPES[name]
     task = config.make_task()
     model, _ = load_model(f"{config.out_dir}/best.pth", "cpu")
-    shave = config.scale if config.task == "sr" else 0
+    sr = config.task == "sr"
+    shave = config.scale if sr else 0
     rows = []
     for set_name, photos in sets.items():
         baseline, ours, examples = [], [], []
@@ -58,12 +59,12 @@ def evaluate_run(name: str, sets: dict[str, dict[str, np.ndarray]]) -> list[dict
             {
                 "run": name,
                 "set": set_name,
-                "sr": config.task == "sr",
+                "sr": sr,
                 "baseline": np.mean(baseline, 0),
                 "ours": np.mean(ours, 0),
             }
         )
-        input_name = "bicubic" if config.task == "sr" else "gray input"
+        input_name = "bicubic" if sr else "gray input"
         plot_grid(
             examples[:3],
             [(input_name, name, "original")] * len(examples[:3]),
