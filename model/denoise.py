@@ -27,11 +27,11 @@ from tqdm.auto import tqdm
 import constants as C
 from model.checkpoint import CheckpointError, load_model
 from model.dataset import list_images
+from model.device import pick_device
 from model.noise_level import estimate_sigma
 from model.photo_io import FORMATS, MAX_MEGAPIXELS, MIN_SIDE, Photo, PhotoError, read_photo, write_photo
 from model.precision import warn_if_emulated_bf16
 from model.tiling import apply_tiled, to_float
-from model.train import pick_device
 from model.unet import UNet
 
 TILE = 512  # pixels per tile side on the CPU; larger tiles cost memory, smaller ones time

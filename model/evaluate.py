@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 import constants as C
 from model.checkpoint import CheckpointError, load_model
 from model.dataset import NoisyImageDataset, split_datasets
+from model.device import pick_device
 from model.metrics import psnr, ssim
-from model.train import pick_device
 from utils.files import write_json_atomic
 from utils.plots import plot_predictions
 from utils.split_data import load_split

@@ -31,6 +31,7 @@ import constants as C
 from model import distributed
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import split_datasets
+from model.device import pick_device
 from model.losses import PIXEL_LOSSES, TrainingLoss
 from model.metrics import psnr
 from model.precision import AMP_CHOICES, AMP_DTYPES, resolve_amp
@@ -129,17 +130,6 @@ def set_trainable(model: UNet, epoch: int, freeze_epochs: int) -> int:
     for index, level in enumerate(reversed(levels)):
         level.requires_grad_(index < unfrozen)
     return max(0, len(levels) - unfrozen)
-
-
-def pick_device(name: str = "") -> torch.device:
-    """The requested device, or the fastest available: cuda, then mps, then cpu."""
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
