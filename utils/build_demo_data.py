@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import struct
 import subprocess
 import tarfile
 import tempfile
-import zlib
 from pathlib import Path
 
 from PIL import Image
 
 from constants import DEMO_DIR
+from utils.packages import parse_credits, read_deb_member, read_rcc
 
 PACKAGE = "gcompris-qt-data"
 RCC_DIR = "usr/share/gcompris-qt/rcc"
@@ -37,76 +36,6 @@ ARCHIVES = {
 }
 MAX_SIDE = 512  # AFHQ's resolution; also keeps the folder small
 JPEG_QUALITY = 95
-
-
-def read_deb_member(deb: bytes, prefix: str) -> bytes:
-    """Return the member of an `ar` archive (a .deb) whose name starts with `prefix`."""
-    pos = 8  # after b"!<arch>\n"
-    while pos < len(deb):
-        name = deb[pos : pos + 16].decode().strip()
-        size = int(deb[pos + 48 : pos + 58].decode().strip())
-        if name.startswith(prefix):
-            return deb[pos + 60 : pos + 60 + size]
-        pos += 60 + size + (size % 2)
-    raise ValueError(f"no member starting with {prefix!r} in the .deb")
-
-
-def read_rcc(blob: bytes) -> dict[str, bytes]:
-    """Unpack a Qt resource archive (format versions 1-3, zlib or uncompressed entries)."""
-    if blob[:4] != b"qres":
-        raise ValueError("not a Qt resource archive")
-    version, tree, data, names = struct.unpack(">IIII", blob[4:20])
-    node_size = 22 if version >= 2 else 14
-    files: dict[str, bytes] = {}
-
-    def name_at(offset: int) -> str:
-        (length,) = struct.unpack(">H", blob[names + offset : names + offset + 2])
-        return blob[names + offset + 6 : names + offset + 6 + 2 * length].decode("utf-16-be")
-
-    def walk(index: int, prefix: str) -> None:
-        at = tree + index * node_size
-        name_offset, flags = struct.unpack(">IH", blob[at : at + 6])
-        name = name_at(name_offset) if index else ""
-        if flags & 2:  # directory
-            count, first = struct.unpack(">II", blob[at + 6 : at + 14])
-            for child in range(first, first + count):
-                walk(child, f"{prefix}{name}/")
-            return
-        (data_offset,) = struct.unpack(">I", blob[at + 10 : at + 14])
-        start = data + data_offset
-        (size,) = struct.unpack(">I", blob[start : start + 4])
-        payload = blob[start + 4 : start + 4 + size]
-        if flags & 4:
-            raise ValueError(f"{prefix}{name}: zstd-compressed entries are not supported")
-        files[f"{prefix}{name}"] = zlib.decompress(payload[4:]) if flags & 1 else payload
-
-    walk(0, "")
-    return files
-
-
-def parse_credits(readme: str) -> dict[str, dict[str, str]]:
-    """Map file name -> {author, license, source} from a gcompris resource README."""
-    credits: dict[str, dict[str, str]] = {}
-    for block in readme.split("\n\n"):
-        fields: dict[str, str] = {}
-        files: list[str] = []
-        key = ""
-        for line in block.strip().splitlines():
-            if ":" in line and line.split(":", 1)[0] in {"Copyright", "Source", "License", "Files", "Comments"}:
-                key, value = (part.strip() for part in line.split(":", 1))
-                if key == "Files" and value:
-                    files.append(value)
-                elif key != "Files":
-                    fields[key] = value
-            elif key == "Files" and line.strip():
-                files.append(line.strip())
-        for name in files:
-            credits[name] = {
-                "author": fields.get("Copyright", "unknown"),
-                "license": fields.get("License", "unknown"),
-                "source": fields.get("Source", ""),
-            }
-    return credits
 
 
 def shrink(webp: bytes) -> Image.Image:

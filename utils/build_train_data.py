@@ -1,176 +1,322 @@
-"""Build the offline training set for the pretrained denoiser (data/pretrain) and its split.
+"""Build the offline training set of the pretrained denoiser (data/pretrain) and its split.
 
-The pretrained checkpoint must be reproducible without Kaggle, so it trains on real photos
-that this repo or the package registries provide:
+The shipped checkpoint must be reproducible without Kaggle, so it trains on real photographs
+that this repo or the package registries provide (`utils/photo_catalog.py` names them):
 
-- the embedded demo photos of the train and val splits (the demo test split stays unseen:
-  `benchmarks/eval_quality.py` reports on it);
-- the photographs among Debian's `plasma-workspace-wallpapers` (GPL-2+), downscaled so that
-  their JPEG artifacts vanish and they behave like clean images;
-- scikit-image's sample photos, except chelsea (also `cat`), coffee and astronaut, which are
-  evaluation images (scikit-learn's only photos, china and flower, are evaluation images too).
+1. download each Debian package once into data/debs (`apt-get download`, no install);
+2. read the named photos out of it (plain files, Qt .rcc archives, Eet .edj containers);
+3. clean them: downscale by the source's integer factor (box average), so the camera's noise
+   and the compression artifacts vanish; the noise level (model/noise_level.py) is measured
+   before and after; a photo still above 1/255 is downscaled by twice the factor, and dropped
+   if that does not bring it below; store as lossless PNG;
+4. remove near-duplicates (perceptual hash): the same photo ships in several packages and
+   among the demo photos; the larger copy stays, and a copy of an evaluation photo or of a
+   demo val/test photo is never trained on;
+5. split: the demo test split stays the test set; validation is the demo val split plus
+   `LARGE_VAL` large photos of the new sources, never trained on; everything else trains.
 
-Debian packages reserved for independent evaluation are never used: tuxpaint-stamps-*,
-mate-backgrounds, kphotoalbum, lomiri-wallpapers-* and palapeli-data.
+    python -m utils.build_train_data            # resumable: a second run does no work
+    python -m utils.build_train_data --debs DIR  # .deb files already downloaded into DIR
 
-    python -m utils.build_train_data                # runs `apt-get download` for the wallpapers
-    python -m utils.build_train_data --deb plasma-workspace-wallpapers_5.27.5-2_all.deb
-
-Writes PNGs under data/pretrain/<source>/, data/pretrain/SOURCES.md and
-data/pretrain/split.json (train: everything above; val and test: the demo split's).
+Writes data/pretrain/<source>/*.png, photos.json (every candidate, kept or not, and why),
+split.json and SOURCES.md (file, package, version, path inside it, author, license).
+Packages reserved for independent evaluation (utils/packages.py) are refused by name.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import subprocess
-import tarfile
-import tempfile
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from constants import DATA_DIR, DEMO_DIR, SEED
-from utils.build_demo_data import read_deb_member
+from model.noise_level import estimate_sigma
 from utils.files import atomic_write, write_json_atomic
+from utils.packages import deb_files, deb_version, download, largest_jpeg, parse_credits, read_rcc, refuse_reserved
+from utils.photo_catalog import EVALUATION_PHOTOS, SKIMAGE_PHOTOS, SOURCES, Source
 from utils.split_data import default_split
 
 OUT_DIR = DATA_DIR / "pretrain"
-WALLPAPER_PACKAGE = "plasma-workspace-wallpapers"
-WALLPAPER_LICENSE = "GPL-2+ (Debian package plasma-workspace-wallpapers, KDE contributors)"
-# the wallpapers of that package that are photographs (the others are renders and drawings)
-WALLPAPER_PHOTOS = (
-    "BytheWater",
-    "ColorfulCups",
-    "EveningGlow",
-    "FallenLeaf",
-    "Grey",
-    "Honeywave",
-    "Kite",
-    "OneStandsOut",
-    "Path",
-    "summer_1am",
-    "Volna",
-)
-WALLPAPER_SIDE = 1280  # long side after downscaling
-# scikit-image sample photos that are not evaluation images
-SKIMAGE_PHOTOS = (
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "motorcycle_right.png",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "ihc.png",
-    "camera.png",
-    "brick.png",
-    "grass.png",
-    "gravel.png",
-    "coins.png",
-    "moon.png",
-)
-EVALUATION_PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "china.jpg", "flower.jpg")
+DEBS_DIR = DATA_DIR / "debs"
+MAX_NOISE = 1 / 255  # a clean target may hold at most this much noise of its own
+HASH_DISTANCE = 10  # of 64 bits: closer perceptual hashes are the same photo
+LARGE_VAL = 20  # validation photos from the new sources
+LARGE_VAL_MIN_PIXELS = 400_000
 
 
-def save_png(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb", ".png") as file:
-        image.save(file, format="PNG")
+@dataclass
+class Photo:
+    file: str  # under OUT_DIR
+    package: str
+    version: str
+    path: str  # inside the package (archive:member for containers)
+    author: str
+    license: str
+    source_url: str = ""
+    width: int = 0
+    height: int = 0
+    scale: int = 1  # downscaled by this factor
+    noise_before: float = 0.0  # estimated sigma, in 1/255 units
+    noise_after: float = 0.0
+    phash: str = ""
+    held_out: str = ""  # "val" / "test" for demo photos of those splits, "evaluation" for eval photos
+    dropped: str = ""  # why it is not used, if it is not
 
 
-def downscale(image: Image.Image, side: int) -> Image.Image:
-    """Shrink so the long side is `side` (by an integer factor when possible, which averages noise best)."""
-    scale = side / max(image.size)
-    if scale >= 1:
-        return image
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+def clean(image: Image.Image, scale: int) -> tuple[Image.Image, int, float, float]:
+    """Downscale by `scale` (box average), and by twice that if the photo's own noise is still above
+    MAX_NOISE; return (photo, factor used, noise before, noise after), noise in 1/255."""
+    image = image.convert("RGB")
+    before = estimate_sigma(np.asarray(image, np.float32) / 255) * 255
+    for factor in (scale, 2 * scale):
+        small = image.reduce(factor) if factor > 1 else image
+        after = estimate_sigma(np.asarray(small, np.float32) / 255) * 255 if factor > 1 else before
+        if after <= MAX_NOISE * 255:
+            break
+    return small, factor, before, after
 
 
-def largest_wallpapers(deb: Path) -> dict[str, bytes]:
-    """name -> bytes of the largest image file of each photo wallpaper in the .deb."""
-    found: dict[str, tuple[int, bytes]] = {}
-    with tarfile.open(fileobj=io.BytesIO(read_deb_member(deb.read_bytes(), "data.tar"))) as tar:
-        for member in tar.getmembers():
-            parts = member.name.split("/")
-            if "wallpapers" not in parts or "images" not in parts or not member.isfile():
-                continue
-            name = parts[parts.index("wallpapers") + 1]
-            if name in WALLPAPER_PHOTOS and member.size > found.get(name, (0, b""))[0]:
-                found[name] = (member.size, tar.extractfile(member).read())
-    missing = set(WALLPAPER_PHOTOS) - set(found)
+def perceptual_hash(image: Image.Image) -> str:
+    """64-bit DCT hash of the 32x32 gray thumbnail (pHash): survives resizing and recompression."""
+    from scipy.fft import dctn
+
+    gray = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), np.float64)
+    low = dctn(gray, norm="ortho")[:8, :8].flatten()[1:]  # the DC term says only how bright it is
+    bits = low > np.median(low)
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def hash_distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def source_photos(source: Source, deb: Path) -> Iterator[tuple[str, str, dict, Image.Image]]:
+    """(output name, path inside the package, credits, image) for every photo the source names."""
+    prefix = f"{source.folder}/"
+    if source.kind == "wallpaper":  # usr/share/wallpapers/<Name>/contents/images/<W>x<H>.jpg: the largest
+        files = deb_files(deb, lambda p: p.startswith(prefix) and p.split("/")[3] in source.files and "/images/" in p)
+        for name in source.files:
+            path = max((p for p in files if p.split("/")[3] == name), key=lambda p: len(files[p]))
+            yield name, path, {}, Image.open(io.BytesIO(files[path]))
+        return
+    wanted = {prefix + name for name in source.files}
+    files = deb_files(deb, wanted.__contains__)
+    missing = wanted - files.keys()
     if missing:
-        raise ValueError(f"{deb}: wallpapers not found: {', '.join(sorted(missing))}")
-    return {name: data for name, (_, data) in sorted(found.items())}
+        raise ValueError(f"{deb.name}: not found: {', '.join(sorted(missing))}")
+    for path in sorted(files):
+        name = path.removeprefix(prefix)
+        if source.kind == "file":
+            yield Path(name).stem, path, {}, Image.open(io.BytesIO(files[path]))
+        elif source.kind == "edj":
+            yield Path(name).stem, path, {}, largest_jpeg(files[path])
+        else:  # rcc: photos of the wanted folders, with their README's credits
+            resources = read_rcc(files[path])
+            for member in sorted(m for m in resources if m.endswith((".webp", ".jpg", ".jpeg", ".png"))):
+                folder, file_name = member.rsplit("/", 1)
+                if source.subfolders and folder.rsplit("/", 1)[-1] not in source.subfolders:
+                    continue
+                image = Image.open(io.BytesIO(resources[member]))
+                if min(image.size) < source.min_side:
+                    continue
+                readme = resources.get(f"{folder}/README", b"").decode("utf-8", "replace")
+                credits = parse_credits(readme).get(file_name, {})
+                out_name = f"{Path(name).stem}/{folder.rsplit('/', 1)[-1]}/{Path(file_name).stem}"
+                yield out_name, f"{path}:{member}", credits, image
 
 
-def skimage_photos() -> dict[str, Image.Image]:
-    """The sample files that ship inside the scikit-image wheel (gray ones become 3 equal channels)."""
+def local_photos(demo_dir: Path, seed: int) -> Iterator[tuple[Photo, Image.Image]]:
+    """The embedded demo photos (with their split) and the scikit-image sample photos."""
     import skimage.data
 
-    assert not set(SKIMAGE_PHOTOS) & set(EVALUATION_PHOTOS)
+    split = default_split(demo_dir, seed)
+    for part in ("train", "val", "test"):
+        for rel in split[part]:
+            photo = Photo(
+                f"demo/{Path(rel).with_suffix('.png').as_posix()}",
+                "embedded demo set",
+                "",
+                f"data/demo/{rel}",
+                "see data/demo/ATTRIBUTION.md",
+                "see data/demo/ATTRIBUTION.md",
+                held_out="" if part == "train" else part,
+            )
+            yield photo, Image.open(demo_dir / rel)
     folder = Path(skimage.data.__file__).parent
-    return {Path(name).stem: Image.open(folder / name).convert("RGB") for name in SKIMAGE_PHOTOS}
+    for name in SKIMAGE_PHOTOS + EVALUATION_PHOTOS[:3]:
+        photo = Photo(
+            f"skimage/{Path(name).stem}.png",
+            "scikit-image",
+            skimage.__version__,
+            f"skimage/data/{name}",
+            "see skimage/data/README.txt",
+            "see skimage/data/README.txt",
+            held_out="evaluation" if name in EVALUATION_PHOTOS else "",
+        )
+        yield photo, Image.open(folder / name)
 
 
-def build(deb: Path, out_dir: Path = OUT_DIR, demo_dir: Path = DEMO_DIR, seed: int = SEED) -> dict:
-    """Write the training photos and the split manifest; return the manifest."""
-    rows: list[tuple[str, str]] = []  # (relative path, source and license)
-    demo_split = default_split(demo_dir, seed)
-    demo_credits = "data/demo/ATTRIBUTION.md"
-    for split in ("train", "val", "test"):
-        for rel in demo_split[split]:
-            image = Image.open(demo_dir / rel).convert("RGB")
-            target = f"demo/{Path(rel).with_suffix('.png').as_posix()}"
-            save_png(image, out_dir / target)
-            rows.append((target, f"embedded demo photo ({split} split), see {demo_credits}"))
-    for name, data in largest_wallpapers(deb).items():
-        image = downscale(Image.open(io.BytesIO(data)).convert("RGB"), WALLPAPER_SIDE)
-        save_png(image, out_dir / f"wallpapers/{name}.png")
-        rows.append((f"wallpapers/{name}.png", WALLPAPER_LICENSE))
-    for name, image in skimage_photos().items():
-        save_png(image, out_dir / f"skimage/{name}.png")
-        rows.append((f"skimage/{name}.png", "scikit-image sample data (see skimage/data/README.txt)"))
+def evaluation_photos() -> Iterator[tuple[Photo, Image.Image]]:
+    """scikit-learn's two photos: only their hashes are needed, so duplicates are kept out."""
+    from sklearn.datasets import load_sample_image
 
-    def demo_part(split: str) -> list[str]:
-        return sorted(f"demo/{Path(rel).with_suffix('.png').as_posix()}" for rel in demo_split[split])
+    for name in EVALUATION_PHOTOS[3:]:
+        photo = Photo("", "scikit-learn", "", name, "", "", held_out="evaluation")
+        yield photo, Image.fromarray(load_sample_image(name))
 
-    train = sorted(
-        {path for path, _ in rows if not path.startswith("demo/")} | set(demo_part("train")),
+
+def process(photo: Photo, image: Image.Image, scale: int, out_dir: Path) -> Photo:
+    """Clean the photo, measure it, and write it (unless it is dropped or only an evaluation photo)."""
+    small, photo.scale, photo.noise_before, photo.noise_after = clean(image, scale)
+    photo.width, photo.height = small.size
+    photo.phash = perceptual_hash(small)
+    if photo.noise_after > MAX_NOISE * 255 and not photo.held_out:  # held-out photos stay, noisy or not
+        photo.dropped = f"noise {photo.noise_after:.2f}/255 after downscaling by {photo.scale}"
+    elif photo.file:
+        with atomic_write(out_dir / photo.file, "wb", ".png") as file:
+            small.save(file, format="PNG")
+    return photo
+
+
+def deduplicate(photos: list[Photo]) -> None:
+    """Mark all but one copy of each photo as dropped: a held-out copy wins, else the largest."""
+    ranked = sorted(photos, key=lambda p: (not p.held_out, -(p.width * p.height), p.package == "embedded demo set"))
+    kept: list[Photo] = []
+    for photo in ranked:
+        if photo.dropped:
+            continue
+        twin = next((k for k in kept if hash_distance(k.phash, photo.phash) <= HASH_DISTANCE), None)
+        if twin is None:
+            kept.append(photo)
+        else:
+            photo.dropped = f"duplicate of {twin.file or twin.path}"
+
+
+def make_split(photos: list[Photo], out_dir: Path, seed: int) -> dict:
+    """Test: the demo test split. Val: the demo val split plus LARGE_VAL large new photos. Train: the rest."""
+    usable = [p for p in photos if not p.dropped and p.file]
+    large = sorted(
+        p.file
+        for p in usable
+        if not p.held_out and p.package != "embedded demo set" and p.width * p.height >= LARGE_VAL_MIN_PIXELS
     )
-    manifest = {
+    large_val = set(random.Random(seed).sample(large, min(LARGE_VAL, len(large))))
+    split = {
+        "train": sorted(p.file for p in usable if not p.held_out and p.file not in large_val),
+        "val": sorted(p.file for p in usable if p.held_out == "val") + sorted(large_val),
+        "test": sorted(p.file for p in usable if p.held_out == "test"),
+    }
+    return {
         "root": out_dir.as_posix(),
         "seed": seed,
         "retain": 1.0,
-        "counts": {"train": len(train), "val": len(demo_part("val")), "test": len(demo_part("test"))},
-        "train": train,
-        "val": demo_part("val"),
-        "test": demo_part("test"),
+        "counts": {part: len(files) for part, files in split.items()},
+        "val_large": sorted(large_val),
+        **split,
     }
-    write_json_atomic(out_dir / "split.json", manifest)
-    lines = ["# Pretraining photos: sources and licenses", "", "| file | source and license |", "| --- | --- |"]
-    lines += [f"| {path} | {source} |" for path, source in rows]
-    with atomic_write(out_dir / "SOURCES.md", "w", ".md") as file:
+
+
+def write_sources(photos: list[Photo], manifest: dict, path: Path) -> None:
+    part = {file: name for name in ("train", "val", "test") for file in manifest[name]}
+    lines = [
+        "# Pretraining photos: sources and licenses",
+        "",
+        "Written by `python -m utils.build_train_data`. Noise: estimated sigma (1/255) of the original and of",
+        "the stored, downscaled photo (model/noise_level.py).",
+        "",
+        "| file | split | package | version | path in the package | author | license | source | scale "
+        "| noise before / after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in sorted(photos, key=lambda p: p.file):
+        if p.file in part:
+            lines.append(
+                f"| {p.file} | {part[p.file]} | {p.package} | {p.version} | {p.path} | {p.author} | {p.license} "
+                f"| {p.source_url} | 1/{p.scale} | {p.noise_before:.2f} / {p.noise_after:.2f} |"
+            )
+    with atomic_write(path, "w", ".md") as file:
         file.write("\n".join(lines) + "\n")
+
+
+def summary(photos: list[Photo], manifest: dict) -> str:
+    by_file = {p.file: p for p in photos}
+    train = [by_file[f] for f in manifest["train"]]
+    megapixels = sum(p.width * p.height for p in train) / 1e6
+    per_source = Counter(p.package for p in train)
+    return (
+        f"{len(train)} training photos, {megapixels:.1f} MP; val {manifest['counts']['val']}, "
+        f"test {manifest['counts']['test']}; per source: " + ", ".join(f"{k} {v}" for k, v in per_source.most_common())
+    )
+
+
+def build(
+    out_dir: Path = OUT_DIR,
+    debs_dir: Path = DEBS_DIR,
+    demo_dir: Path = DEMO_DIR,
+    sources: tuple[Source, ...] = SOURCES,
+    seed: int = SEED,
+    with_local: bool = True,
+) -> dict:
+    """Build (or finish building) the set; return the split manifest. Photos already processed are
+    read from photos.json, so a second run downloads, decodes and writes nothing."""
+    for source in sources:
+        refuse_reserved(source.package)
+    record_path = out_dir / "photos.json"
+    done: dict[str, list[dict]] = {}
+    if record_path.exists():
+        done = json.loads(record_path.read_text())
+    jobs = [(f"{s.package}:{s.folder}:{','.join(s.files)}", s) for s in sources]
+    if with_local:
+        jobs.append(("local", None))
+    for key, source in tqdm([j for j in jobs if j[0] not in done], desc="sources", unit="source"):
+        photos = []
+        if source is None:
+            for photo, image in [*local_photos(demo_dir, seed), *evaluation_photos()]:
+                photos.append(process(photo, image, 1, out_dir))
+        else:
+            deb = download(source.package, debs_dir)
+            version = deb_version(deb)
+            for name, path, credits, image in tqdm(source_photos(source, deb), desc=source.package, leave=False):
+                photo = Photo(
+                    f"{source.package}/{name}.png",
+                    source.package,
+                    version,
+                    path,
+                    credits.get("author", source.author),
+                    credits.get("license", source.license),
+                    credits.get("source", ""),
+                )
+                photos.append(process(photo, image, source.scale, out_dir))
+        done[key] = [asdict(p) for p in photos]
+        write_json_atomic(record_path, done)  # resumable: a source is done once it is recorded
+    photos = [Photo(**row) for key, _ in jobs for row in done[key]]
+    deduplicate(photos)
+    manifest = make_split(photos, out_dir, seed)
+    write_json_atomic(out_dir / "split.json", manifest)
+    write_sources(photos, manifest, out_dir / "SOURCES.md")
+    manifest["summary"] = summary(photos, manifest)
     return manifest
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--deb", type=Path, help=f"an already downloaded {WALLPAPER_PACKAGE} .deb")
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
+    parser.add_argument("--debs", type=Path, default=DEBS_DIR, help=f"where .deb files are kept (default {DEBS_DIR})")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        deb = args.deb
-        if deb is None:
-            try:
-                subprocess.run(["apt-get", "download", WALLPAPER_PACKAGE], cwd=tmp, check=True)
-            except (OSError, subprocess.CalledProcessError) as error:
-                raise SystemExit(
-                    f"error: could not download {WALLPAPER_PACKAGE} ({error}); fetch the .deb by hand and pass --deb"
-                ) from None
-            deb = next(Path(tmp).glob(f"{WALLPAPER_PACKAGE}_*.deb"))
-        manifest = build(deb, args.out)
-    print(f"wrote {args.out}: {manifest['counts']}")
+    try:
+        manifest = build(args.out, args.debs)
+    except (RuntimeError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(f"wrote {args.out}: {manifest['summary']}")
 
 
 if __name__ == "__main__":
