@@ -1,0 +1,149 @@
+"""Pack the training set for a lent GPU machine: as many photos as fit a size budget.
+
+Code and data travel to the GPU machine in at most 64 MiB, tracked files included, so the
+pack is the training set (data/pretrain, from utils/build_train_data.py) stored compactly:
+JPEG with full-resolution colour (4:4:4) at the lowest quality whose PSNR against the stored
+photo is at least `--min-psnr` dB (45 by default). WebP was measured and cannot do this: its
+lossy mode halves the colour resolution, which caps it below 44 dB on detailed photos even at
+quality 100, and its lossless mode takes ~8 bits per pixel against JPEG's ~3.
+
+Validation photos all go in, as the centre crops that `model/train_gpu.py` validates on;
+training photos go in, in a seeded random order, until the budget is spent, skipping those
+smaller than one training crop.
+
+    python -m utils.make_pack                      # data/pack, budget: 60 MiB minus the tracked files
+    python -m utils.make_pack --budget-mib 20
+
+Writes data/pack/train/*.jpg, data/pack/val/*.jpg and data/pack/pack.json (every file with
+its quality, PSNR and source file; the share of the training set that fits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from constants import DATA_DIR, ROOT_DIR, SEED
+from model.train_gpu import GpuTrainConfig, centre_crop
+from utils.files import atomic_write, write_json_atomic
+
+PRETRAIN_DIR = DATA_DIR / "pretrain"
+PACK_DIR = DATA_DIR / "pack"
+TRANSFER_LIMIT_MIB = 60  # the machine takes 64 MiB; keep room for code that is not committed yet
+QUALITIES = range(85, 101)
+MIN_SIDE = 128  # the GPU recipe's crop size: smaller photos cannot give a training crop
+
+
+def tracked_bytes(root: Path = ROOT_DIR) -> int:
+    """Size of the files git tracks (they travel with the pack)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    return sum((root / name).stat().st_size for name in files.decode().split("\0") if name and (root / name).exists())
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
+
+
+def encode(image: Image.Image, min_psnr: float) -> tuple[bytes, int, float]:
+    """The smallest 4:4:4 JPEG of the image with PSNR >= min_psnr: (bytes, quality, PSNR).
+
+    Bisection over quality: file size and PSNR both grow with it."""
+    reference = np.asarray(image)
+    low, high = QUALITIES[0], QUALITIES[-1]
+    best = None
+    while low <= high:
+        quality = (low + high) // 2
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality, subsampling=0)
+        score = psnr_uint8(np.asarray(Image.open(buffer).convert("RGB")), reference)
+        if score >= min_psnr:
+            best, high = (buffer.getvalue(), quality, score), quality - 1
+        else:
+            low = quality + 1
+    if best is None:  # quality 100 still short: keep it, and say so in pack.json
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=100, subsampling=0)
+        best = (buffer.getvalue(), 100, psnr_uint8(np.asarray(Image.open(buffer).convert("RGB")), reference))
+    return best
+
+
+def make_pack(
+    pretrain_dir: Path = PRETRAIN_DIR,
+    pack_dir: Path = PACK_DIR,
+    budget_bytes: int | None = None,
+    min_psnr: float = 45.0,
+    seed: int = SEED,
+) -> dict:
+    """Write the pack; return its manifest (files, sizes, the share of the training set it holds)."""
+    split = json.loads((pretrain_dir / "split.json").read_text())
+    if budget_bytes is None:
+        budget_bytes = TRANSFER_LIMIT_MIB * 2**20 - tracked_bytes()
+    order = [("val", f) for f in split["val"]] + [
+        ("train", f) for f in random.Random(seed).sample(split["train"], len(split["train"]))
+    ]
+    entries, used, skipped = [], 0, []
+    for part, rel in tqdm(order, desc="packing", unit="photo"):
+        image = Image.open(pretrain_dir / rel).convert("RGB")
+        if part == "val":
+            image = centre_crop(image, GpuTrainConfig.val_crop)
+        if part == "train" and min(image.size) < MIN_SIDE:
+            skipped.append(rel)
+            continue
+        data, quality, score = encode(image, min_psnr)
+        if used + len(data) > budget_bytes:
+            skipped.append(rel)
+            continue
+        name = f"{part}/{rel.replace('/', '__').removesuffix('.png')}.jpg"
+        with atomic_write(pack_dir / name) as file:
+            file.write(data)
+        used += len(data)
+        entries.append({"file": name, "source": rel, "quality": quality, "psnr": round(score, 2), "bytes": len(data)})
+        entries[-1]["pixels"] = image.width * image.height
+    train = [e for e in entries if e["file"].startswith("train/")]
+    total_pixels = sum(math.prod(Image.open(pretrain_dir / rel).size) for rel in split["train"])
+    manifest = {
+        "min_psnr": min_psnr,
+        "budget_bytes": budget_bytes,
+        "bytes": used,
+        "train_photos": len(train),
+        "train_megapixels": round(sum(e["pixels"] for e in train) / 1e6, 1),
+        "set_train_photos": len(split["train"]),
+        "set_train_megapixels": round(total_pixels / 1e6, 1),
+        "val_photos": len(entries) - len(train),
+        "left_out": skipped,
+        "files": entries,
+    }
+    write_json_atomic(pack_dir / "pack.json", manifest)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pretrain", type=Path, default=PRETRAIN_DIR, help=f"the built set (default {PRETRAIN_DIR})")
+    parser.add_argument("--out", type=Path, default=PACK_DIR, help=f"pack folder (default {PACK_DIR})")
+    parser.add_argument(
+        "--budget-mib", type=float, default=None, help="pack size (default: 60 MiB minus tracked files)"
+    )
+    parser.add_argument("--min-psnr", type=float, default=45.0, help="fidelity of each file, dB (default 45)")
+    args = parser.parse_args(argv)
+    budget = None if args.budget_mib is None else int(args.budget_mib * 2**20)
+    m = make_pack(args.pretrain, args.out, budget, args.min_psnr)
+    print(
+        f"wrote {args.out}: {m['bytes'] / 2**20:.1f} MiB, {m['val_photos']} val + {m['train_photos']} train photos "
+        f"({m['train_megapixels']} of {m['set_train_megapixels']} training MP, "
+        f"{100 * m['train_megapixels'] / max(m['set_train_megapixels'], 1e-9):.0f}%)"
+    )
+
+
+if __name__ == "__main__":
+    main()
