@@ -1,0 +1,77 @@
+"""Turn the best weights of GPU runs into the shipped checkpoint, keeping the whole training chain.
+
+    python -m model.ship_weights runs/gpu/run runs/gpu/run2    # the last run's best.pth is shipped
+
+Each folder is the OUT of one `model/train_gpu.py` run (best.pth, history.json), in the order
+they ran, each warm-started from the previous one and the first from the shipped checkpoint.
+The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
+`benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
+the earlier chain's train_config and history, and one `gpu_runs` entry per run (device,
+seconds, steps, crops, pixels, throughput, best validation), so the model card's totals come
+from the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+import constants as C
+from model.checkpoint import load_checkpoint, save_checkpoint
+
+RUN_FACTS = (
+    "device",
+    "train_photos",
+    "train_megapixels",
+    "batch_size",
+    "crop_size",
+    "mode",
+    "train_seconds",
+    "steps",
+    "crops",
+    "pixels",
+    "crops_per_s",
+    "pixels_per_s",
+    "tflops",
+    "fraction_of_bf16_peak",
+    "best",
+    "config",
+)
+
+
+def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH) -> dict:
+    """Write `target` from the last run's best.pth on top of `base`'s record; return what was written."""
+    previous = load_checkpoint(base)
+    best = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
+    runs = [
+        {k: v for k, v in json.loads((Path(d) / "history.json").read_text()).items() if k in RUN_FACTS}
+        for d in run_dirs
+    ]
+    state = {k: v for k, v in previous.items() if k not in ("model", "format_version")}
+    state["gpu_runs"] = previous.get("gpu_runs", []) + runs
+    state["training_minutes"] = round(previous["training_minutes"] + sum(r["train_seconds"] for r in runs) / 60, 1)
+    state["model"] = {k: v.to(torch.float16) for k, v in best["model"].items()}
+    state["model_config"] = best["model_config"]
+    save_checkpoint(target, **state)
+    return state
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="OUT folders of model/train_gpu.py runs, in order")
+    parser.add_argument(
+        "--base", type=Path, default=C.CHECKPOINT_PATH, help="the checkpoint the first run started from"
+    )
+    parser.add_argument("--target", type=Path, default=C.CHECKPOINT_PATH, help="where to write (default: shipped)")
+    args = parser.parse_args(argv)
+    state = ship(args.runs, args.base, args.target)
+    print(
+        f"wrote {args.target}: {state['training_minutes']} training minutes in all, {len(state['gpu_runs'])} GPU runs"
+    )
+
+
+if __name__ == "__main__":
+    main()

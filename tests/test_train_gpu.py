@@ -1,0 +1,110 @@
+"""The GPU training path, run on the CPU: crops drawn on the device, the wall-clock schedule,
+warm start, weights saved small and loadable with weights_only=True, and shipping them."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from model.ship_weights import ship
+from model.train_gpu import CropSampler, GpuTrainConfig, learning_rate, tile_origins, train_gpu
+from model.unet import UNet
+from tests.conftest import make_folder
+
+SMALL_UNET = {"base_channels": 4, "depth": 2, "noise_level_input": True, "residual": True, "batch_norm": False}
+
+
+@pytest.fixture
+def pack(tmp_path):
+    root = tmp_path / "pack"
+    make_folder(root / "train", {"a": 4}, seed=1, size=(70, 90))
+    make_folder(root / "val", {"b": 2}, seed=2, size=(48, 48))
+    return root
+
+
+@pytest.fixture
+def init(tmp_path):
+    torch.manual_seed(0)
+    model = UNet(**SMALL_UNET)
+    path = tmp_path / "init.pth"
+    save_checkpoint(path, model=model.state_dict(), model_config=model.config, training_minutes=10.0, history=[])
+    return path
+
+
+def run(pack, init, out, **settings):
+    config = GpuTrainConfig(
+        pack=str(pack), out=str(out), init=str(init), device="cpu", crop_size=32, batch_size=4, val_crop=48
+    )
+    return train_gpu(GpuTrainConfig(**{**config.__dict__, **settings}))
+
+
+def test_tiles_cover_every_crop_position():
+    for length in (32, 33, 64, 100, 129):
+        starts = tile_origins(length, side=64, stride=32)
+        covered = {p for s in starts for p in range(s, min(length, s + 64) - 32 + 1)}
+        assert covered == set(range(length - 32 + 1))
+
+
+def test_crops_are_windows_of_the_photos_in_some_orientation():
+    photo = torch.arange(3 * 40 * 50, dtype=torch.int64).reshape(3, 40, 50) % 251
+    sampler = CropSampler([photo.to(torch.uint8)], 16, torch.device("cpu"), torch.Generator().manual_seed(0))
+    windows = photo.unfold(1, 16, 1).unfold(2, 16, 1).permute(1, 2, 0, 3, 4).reshape(-1, 3, 16, 16).float() / 255
+    for crop in sampler.sample(12):
+        orientations = [crop, crop.transpose(-1, -2)]
+        orientations = [o.flip(dims) for o in orientations for dims in ((), (-1,), (-2,), (-1, -2))]
+        assert any((windows == o).flatten(1).all(1).any() for o in orientations)
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine_to_the_end_of_the_budget():
+    config = GpuTrainConfig(lr=1e-3, min_lr=1e-6, warmup_fraction=0.1)
+    assert learning_rate(0.0, config) == 0.0
+    assert learning_rate(0.05, config) == pytest.approx(5e-4)
+    assert learning_rate(0.1, config) == pytest.approx(1e-3)
+    assert learning_rate(0.55, config) == pytest.approx((1e-3 + 1e-6) / 2)
+    assert learning_rate(1.0, config) == pytest.approx(1e-6)
+
+
+def test_a_zero_minute_run_keeps_the_warm_start_weights(pack, init, tmp_path):
+    result = run(pack, init, tmp_path / "out", minutes=0.0)
+    assert result["steps"] == 0 and result["best"]["weights"] == "init"
+    saved = torch.load(tmp_path / "out" / "best.pth", weights_only=True)
+    start = load_checkpoint(init)["model"]
+    assert all(v.dtype == torch.float16 for v in saved["model"].values())
+    assert all(torch.allclose(saved["model"][k].float(), start[k], atol=1e-3) for k in start)
+
+
+def test_trains_for_seconds_on_the_cpu_and_saves_loadable_weights(pack, init, tmp_path):
+    out = tmp_path / "out"
+    result = run(pack, init, out, minutes=0.05, val_seconds=1.0, lr=1e-3)
+    assert result["steps"] > 5 and result["crops"] == 4 * result["steps"]
+    assert result["pixels"] == result["crops"] * 32 * 32 and result["crops_per_s"] > 0
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["history"]) >= 3 and history["history"][0]["step"] == 0
+    assert all(np.isfinite(h["val_psnr"]) and np.isfinite(h["val_psnr_ema"]) for h in history["history"])
+    model, checkpoint = load_model(out / "best.pth")  # weights_only loading, the architecture from the file
+    assert model.config == UNet(**SMALL_UNET).config
+    assert (out / "best.pth").stat().st_size < 16 * 2**20
+    best_score = max(max(h["val_psnr"], h["val_psnr_ema"]) for h in history["history"])
+    assert checkpoint["gpu_run"]["best"]["psnr"] == pytest.approx(best_score)
+
+
+def test_ship_records_the_chain_of_runs(pack, init, tmp_path):
+    run(pack, init, tmp_path / "run1", minutes=0.02, val_seconds=0.5)
+    run(pack, tmp_path / "run1" / "best.pth", tmp_path / "run2", minutes=0.02, val_seconds=0.5)
+    state = ship([tmp_path / "run1", tmp_path / "run2"], base=init, target=tmp_path / "shipped.pth")
+    shipped = torch.load(tmp_path / "shipped.pth", weights_only=True)
+    seconds = [json.loads((tmp_path / r / "history.json").read_text())["train_seconds"] for r in ("run1", "run2")]
+    assert shipped["training_minutes"] == pytest.approx(10.0 + sum(seconds) / 60, abs=0.05)
+    assert [r["steps"] for r in shipped["gpu_runs"]] == [r["steps"] for r in state["gpu_runs"]]
+    best = load_checkpoint(tmp_path / "run2" / "best.pth")["model"]
+    assert all(torch.equal(shipped["model"][k], best[k]) for k in best)
+    load_model(tmp_path / "shipped.pth")
+
+
+def test_photos_smaller_than_a_crop_are_left_out(pack, init, tmp_path):
+    Image.new("RGB", (20, 20)).save(pack / "train" / "tiny.png")
+    result = run(pack, init, tmp_path / "out", minutes=0.0)
+    assert result["train_photos"] == 4 and result["train_megapixels"] == round(4 * 70 * 90 / 1e6, 1)
