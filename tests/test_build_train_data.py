@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import make_folder
 from utils import build_train_data
-from utils.build_train_data import build, hash_distance, perceptual_hash
+from utils.build_train_data import build, hash_distance, perceptual_hash, readme_credits
 from utils.packages import ReservedPackageError, largest_jpeg, read_rcc
 from utils.photo_catalog import Source
 
@@ -97,6 +97,7 @@ def packages(tmp_path):
             "deer.webp": encode(photo(2, (400, 300)), "WEBP"),
             "lake.webp": encode(photo(3, (400, 300)), "WEBP"),
             "icon.webp": encode(photo(4, (64, 64)), "WEBP"),
+            "unlicensed.webp": encode(photo(8, (400, 300)), "WEBP"),  # no README entry: never used
         }
     )
     fake_deb(debs, "fake-rcc", {"usr/share/app/rcc/game.rcc": rcc})
@@ -123,6 +124,13 @@ def test_container_readers():
     assert files == {"res/a.txt": b"hello", "res/b.bin": b"\x00\x01"}
 
 
+def test_credits_come_from_the_nearest_readme_that_names_the_file():
+    readme = b"Copyright: Ann\nLicense: CC0-1.0\nFiles: sub/deer.webp\n"
+    resources = {"res/README": readme, "res/sub/deer.webp": b"", "res/sub/README": b"Copyright: Bob\nFiles: x.webp\n"}
+    assert readme_credits(resources, "res/sub/deer.webp")["author"] == "Ann"
+    assert readme_credits(resources, "res/sub/other.webp") == {}
+
+
 def test_perceptual_hash_matches_resized_copies_only():
     a = perceptual_hash(photo(2, (400, 300)))
     assert hash_distance(a, perceptual_hash(photo(2, (200, 150)))) <= build_train_data.HASH_DISTANCE
@@ -136,7 +144,7 @@ def test_builds_clean_deduplicated_photos_with_sources(tmp_path, packages, monke
     train, val, test = (set(manifest[p]) for p in ("train", "val", "test"))
     # photo selection: only the named photos; the rcc's icon is too small; the unnamed render and drawing stay out
     assert "fake-edj/Forest.png" in train | val
-    assert not any("Render" in f or "drawing" in f or "icon" in f for f in train | val)
+    assert not any(name in f for f in train | val for name in ("Render", "drawing", "icon", "unlicensed"))
     # downscaling: the edj's largest JPEG (640x480) halved; a noisy photo that stays noisy is dropped
     assert Image.open(out / "fake-edj/Forest.png").size == (320, 240)
     assert "fake-plain/noisy.png" not in train | val

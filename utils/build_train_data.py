@@ -26,6 +26,7 @@ Packages reserved for independent evaluation (utils/packages.py) are refused by 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import random
@@ -128,10 +129,21 @@ def source_photos(source: Source, deb: Path) -> Iterator[tuple[str, str, dict, I
                 image = Image.open(io.BytesIO(resources[member]))
                 if min(image.size) < source.min_side:
                     continue
-                readme = resources.get(f"{folder}/README", b"").decode("utf-8", "replace")
-                credits = parse_credits(readme).get(file_name, {})
+                credits = readme_credits(resources, member)
                 out_name = f"{Path(name).stem}/{folder.rsplit('/', 1)[-1]}/{Path(file_name).stem}"
                 yield out_name, f"{path}:{member}", credits, image
+
+
+def readme_credits(resources: dict[str, bytes], member: str) -> dict[str, str]:
+    """Author, license and source of an archive member, from the nearest README above it that names it."""
+    folder = member
+    while "/" in folder:
+        folder = folder.rsplit("/", 1)[0]
+        readme = resources.get(f"{folder}/README", b"").decode("utf-8", "replace")
+        credits = parse_credits(readme).get(member.removeprefix(f"{folder}/"))
+        if credits:
+            return credits
+    return {}
 
 
 def local_photos(demo_dir: Path, seed: int) -> Iterator[tuple[Photo, Image.Image]]:
@@ -179,9 +191,13 @@ def process(photo: Photo, image: Image.Image, scale: int, out_dir: Path) -> Phot
     small, photo.scale, photo.noise_before, photo.noise_after = clean(image, scale)
     photo.width, photo.height = small.size
     photo.phash = perceptual_hash(small)
-    if photo.noise_after > MAX_NOISE * 255 and not photo.held_out:  # held-out photos stay, noisy or not
+    if photo.held_out:
+        pass  # held-out photos stay in their split, noisy or not, and keep their copies out of training
+    elif not photo.license:
+        photo.dropped = "no license stated"
+    elif photo.noise_after > MAX_NOISE * 255:
         photo.dropped = f"noise {photo.noise_after:.2f}/255 after downscaling by {photo.scale}"
-    elif photo.file:
+    if photo.file and not photo.dropped:
         with atomic_write(out_dir / photo.file, "wb", ".png") as file:
             small.save(file, format="PNG")
     return photo
@@ -274,9 +290,11 @@ def build(
     done: dict[str, list[dict]] = {}
     if record_path.exists():
         done = json.loads(record_path.read_text())
-    jobs = [(f"{s.package}:{s.folder}:{','.join(s.files)}", s) for s in sources]
+    # a source is redone when any of its catalog fields changes (a photo added, a license corrected)
+    jobs = [(f"{s.package} {hashlib.sha1(repr(s).encode()).hexdigest()[:12]}", s) for s in sources]
     if with_local:
         jobs.append(("local", None))
+    done = {key: rows for key, rows in done.items() if key in dict(jobs)}  # forget sources no longer listed
     for key, source in tqdm([j for j in jobs if j[0] not in done], desc="sources", unit="source"):
         photos = []
         if source is None:

@@ -247,7 +247,7 @@ SOURCES = (
         "opencv-doc",
         "usr/share/doc/opencv-doc/examples/data",
         tuple(OPENCV_PHOTOS),
-        license="BSD-3-clause (see the package's copyright file)",
+        license="Apache-2.0 AND BSD-3-Clause (the package's copyright file, Files: *)",
         author="OpenCV sample data contributors",
     ),
     Source(
