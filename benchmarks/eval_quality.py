@@ -1,7 +1,9 @@
 """PSNR / SSIM of the pretrained denoiser against classical baselines, as one markdown table.
 
-    python -m benchmarks.eval_quality                      # the full table (20 to 45 min on 2 cores)
-    python -m benchmarks.eval_quality --sets standard --sigmas 25
+    python -m benchmarks.eval_quality                      # the full table (about an hour on 2 cores)
+    python -m benchmarks.eval_quality --sets standard --sigmas 25/255
+    python -m benchmarks.eval_quality --previous old.pth          # adds a column for other weights
+    python -m benchmarks.eval_quality --methods noisy ours         # only these columns
 
 Image sets: (a) the test split of the embedded demo photos, (b) standard offline photos
 (scikit-image chelsea, coffee, astronaut; scikit-learn china, flower). None of them is in
@@ -13,7 +15,9 @@ name and sigma. Every output is clipped to [0, 1] before scoring. Methods:
 - NLM: scikit-image non-local means, its strength h tuned per sigma on a training photo;
 - original recipe: the original U-Net and settings, trained on the same data for the same
   budget (benchmarks/train_pretrained.py --recipe original; skipped if not trained);
-- ours: model/storage/trained_unet.pth given the true sigma; ours x8 the same averaged over
+- previous (with --previous PATH): other weights given the true sigma, such as the checkpoint
+  that new weights would replace;
+- ours: model/storage/trained_unet.pth (or --weights) given the true sigma; ours x8 the same averaged over
   the 8 flips and rotations of the input (`denoise(..., ensemble=True)`); ours (blind) given
   the sigma that model/noise_level.py estimates.
 
@@ -37,11 +41,11 @@ from PIL import Image
 import constants as C
 from model.checkpoint import load_model
 from model.dataset import image_seed
-from model.denoise import denoise_array, load_pretrained
+from model.denoise import denoise_array
 from model.metrics import psnr, ssim
 from utils.split_data import default_split
 
-SIGMAS = {"15/255": 15 / 255, "25/255": 25 / 255, "50/255": 50 / 255, "0.5": 0.5}
+SIGMAS = {"5/255": 5 / 255, "10/255": 10 / 255, "15/255": 15 / 255, "25/255": 25 / 255, "50/255": 50 / 255, "0.5": 0.5}
 ORIGINAL_RECIPE = C.RUNS_DIR / "original_recipe" / "best.pth"
 NLM_STRENGTHS = (0.4, 0.6, 0.8, 1.0, 1.2)  # h = strength * sigma, chosen per sigma on NLM_TUNING_PHOTO
 NLM_TUNING_PHOTO = "rocket"  # a training photo, never an evaluation one
@@ -96,33 +100,43 @@ def score(output: np.ndarray, clean: np.ndarray, clip: bool = True) -> tuple[flo
     return float(psnr(out, ref)), float(ssim(out, ref))
 
 
-def methods(sigmas: list[float]) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
-    """name -> function(noisy, sigma) -> denoised, for every method available here.
+def methods(
+    sigmas: list[float],
+    weights: Path = C.CHECKPOINT_PATH,
+    previous: Path | None = None,
+    only: list[str] | None = None,
+) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
+    """name -> function(noisy, sigma) -> denoised, for every method available here (or those in `only`).
 
     NLM is tuned for each sigma here, so the tuning does not count in its run time.
+    `previous`, if given, adds a column for other weights (given the true sigma), e.g. the
+    checkpoint that new weights would replace.
     """
-    strengths = {sigma: tune_nlm(sigma) for sigma in sigmas}
-    print("NLM strength h / sigma: " + ", ".join(f"{s * 255:g}/255 -> {k}" for s, k in strengths.items()))
-
-    def tuned_nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
-        return nlm(noisy, sigma, strengths[sigma])
-
-    ours = load_pretrained("cpu")
-    table: dict[str, Callable] = {"noisy": lambda noisy, sigma: noisy, "CBM3D": cbm3d, "NLM": tuned_nlm}
+    ours, _ = load_model(weights, "cpu")
+    table: dict[str, Callable] = {"noisy": lambda noisy, sigma: noisy, "CBM3D": cbm3d}
+    if not only or "NLM" in only:
+        strengths = {sigma: tune_nlm(sigma) for sigma in sigmas}
+        print("NLM strength h / sigma: " + ", ".join(f"{s * 255:g}/255 -> {k}" for s, k in strengths.items()))
+        table["NLM"] = lambda noisy, sigma: nlm(noisy, sigma, strengths[sigma])
     if ORIGINAL_RECIPE.exists():
         original, _ = load_model(ORIGINAL_RECIPE, "cpu")
         table["original recipe"] = lambda noisy, sigma: denoise_array(noisy, original)
     else:
         print(f"(no {ORIGINAL_RECIPE.relative_to(C.ROOT_DIR)}: the original-recipe column is skipped)")
+    if previous is not None:
+        earlier, _ = load_model(previous, "cpu")
+        table["previous"] = lambda noisy, sigma: denoise_array(noisy, earlier, sigma)
     table["ours"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma)
     table["ours x8"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma, ensemble=True)
     table["ours (blind)"] = lambda noisy, sigma: denoise_array(noisy, ours)
-    return table
+    return {name: method for name, method in table.items() if not only or name in only}
 
 
-def evaluate(sets: dict[str, dict[str, np.ndarray]], sigmas: dict[str, float]) -> tuple[list[dict], dict]:
+def evaluate(
+    sets: dict[str, dict[str, np.ndarray]], sigmas: dict[str, float], **weights: Path | None
+) -> tuple[list[dict], dict]:
     """Rows of mean PSNR/SSIM per (set, sigma, method), and seconds per megapixel per method."""
-    table = methods(list(sigmas.values()))
+    table = methods(list(sigmas.values()), **weights)
     rows, seconds, megapixels = [], dict.fromkeys(table, 0.0), 0.0
     for set_name, photos in sets.items():
         for sigma_name, sigma in sigmas.items():
@@ -165,10 +179,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", choices=("demo-test", "standard"), default=["demo-test", "standard"])
     parser.add_argument("--sigmas", nargs="+", choices=SIGMAS, default=list(SIGMAS))
+    parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="the 'ours' columns (default: shipped)")
+    parser.add_argument("--previous", type=Path, help="add a 'previous' column for these weights (true sigma)")
+    parser.add_argument("--methods", nargs="+", metavar="NAME", help="only these columns (default: all)")
     args = parser.parse_args()
     loaders = {"demo-test": demo_test_photos, "standard": standard_photos}
     sets = {name: loaders[name]() for name in args.sets}
-    rows, per_megapixel = evaluate(sets, {name: SIGMAS[name] for name in args.sigmas})
+    sigmas = {name: SIGMAS[name] for name in args.sigmas}
+    rows, per_megapixel = evaluate(sets, sigmas, weights=args.weights, previous=args.previous, only=args.methods)
     print(f"\nPSNR (dB) / SSIM, mean per image; {datetime.date.today()}, {machine()}\n")
     print(markdown(rows, per_megapixel))
 
