@@ -105,12 +105,13 @@ def methods(
     weights: Path = C.CHECKPOINT_PATH,
     previous: Path | None = None,
     only: list[str] | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
     """name -> function(noisy, sigma) -> denoised, for every method available here (or those in `only`).
 
     NLM is tuned for each sigma here, so the tuning does not count in its run time.
     `previous`, if given, adds a column for other weights (given the true sigma), e.g. the
-    checkpoint that new weights would replace.
+    checkpoint that new weights would replace. `precision` applies to the "ours" columns.
     """
     ours, _ = load_model(weights, "cpu")
     table: dict[str, Callable] = {"noisy": lambda noisy, sigma: noisy, "CBM3D": cbm3d}
@@ -126,9 +127,9 @@ def methods(
     if previous is not None:
         earlier, _ = load_model(previous, "cpu")
         table["previous"] = lambda noisy, sigma: denoise_array(noisy, earlier, sigma)
-    table["ours"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma)
-    table["ours x8"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma, ensemble=True)
-    table["ours (blind)"] = lambda noisy, sigma: denoise_array(noisy, ours)
+    table["ours"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma, precision=precision)
+    table["ours x8"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma, precision=precision, ensemble=True)
+    table["ours (blind)"] = lambda noisy, sigma: denoise_array(noisy, ours, precision=precision)
     return {name: method for name, method in table.items() if not only or name in only}
 
 
@@ -182,11 +183,13 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="the 'ours' columns (default: shipped)")
     parser.add_argument("--previous", type=Path, help="add a 'previous' column for these weights (true sigma)")
     parser.add_argument("--methods", nargs="+", metavar="NAME", help="only these columns (default: all)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="of ours (default fp32)")
     args = parser.parse_args()
     loaders = {"demo-test": demo_test_photos, "standard": standard_photos}
     sets = {name: loaders[name]() for name in args.sets}
     sigmas = {name: SIGMAS[name] for name in args.sigmas}
-    rows, per_megapixel = evaluate(sets, sigmas, weights=args.weights, previous=args.previous, only=args.methods)
+    options = {"weights": args.weights, "previous": args.previous, "only": args.methods, "precision": args.precision}
+    rows, per_megapixel = evaluate(sets, sigmas, **options)
     print(f"\nPSNR (dB) / SSIM, mean per image; {datetime.date.today()}, {machine()}\n")
     print(markdown(rows, per_megapixel))
 

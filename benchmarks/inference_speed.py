@@ -54,12 +54,12 @@ def child(method: str, megapixels: int, device: str, bf16: bool, channels_last: 
     else:
         from model.denoise import denoise_array, load_pretrained
 
-        model = load_pretrained(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        denoise_array(image[:64, :64], model, SIGMA, bf16=bf16)  # warm-up
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        model = load_pretrained(device).to(memory_format=layout)  # load_pretrained picks channels_last
+        precision = "bf16" if bf16 else "fp32"
+        denoise_array(image[:64, :64], model, SIGMA, precision=precision)  # warm-up
         started = time.perf_counter()
-        output = denoise_array(image, model, SIGMA, bf16=bf16) / 255
+        output = denoise_array(image, model, SIGMA, precision=precision) / 255
         if device == "cuda":
             torch.cuda.synchronize()
     seconds = time.perf_counter() - started

@@ -36,9 +36,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from error
+    except Exception as error:  # torch raises many kinds; the user needs one line
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint, or one that would run code when loaded") from error
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: holds a {type(data).__name__}, not a checkpoint dict")
     if "model" not in data:  # a bare state_dict

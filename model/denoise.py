@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 import constants as C
 from model.checkpoint import CheckpointError, load_model
-from model.dataset import list_images
-from model.device import pick_device
+from model.device import keep_freed_memory, pick_device
 from model.noise_level import estimate_sigma
+from model.photo_batch import collect
 from model.photo_io import FORMATS, MAX_MEGAPIXELS, MIN_SIDE, Photo, PhotoError, read_photo, write_photo
-from model.precision import warn_if_emulated_bf16
+from model.precision import native_bf16, warn_if_emulated_bf16
 from model.tiling import apply_tiled, to_float
 from model.unet import UNet
 
@@ -38,6 +38,9 @@ TILE = 512  # pixels per tile side on the CPU; larger tiles cost memory, smaller
 OVERLAP = 64
 SIGMA_MAX = 0.5
 ESTIMATE_SIDE = 1024  # the noise estimate looks at a central crop at most this big
+PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where the hardware multiplies it natively
+DEFAULT_PRECISION = "auto"  # bf16 moved no eval_quality row by more than 0.04 dB (2026-11-26)
+NOISE_MARGIN = 6  # float inputs may stray this many sigmas outside [0, 1]: noise, not another scale
 
 
 def load_pretrained(device: str | torch.device | None = None) -> UNet:
@@ -48,7 +51,14 @@ def load_pretrained(device: str | torch.device | None = None) -> UNet:
             "train one with `python -m benchmarks.train_pretrained`"
         )
     model, _ = load_model(C.CHECKPOINT_PATH, pick_device(str(device or "")))
-    return model
+    return fastest_layout(model)
+
+
+def fastest_layout(model: UNet) -> UNet:
+    """channels_last on the CPU and CUDA, where its convolutions are faster (1.3-1.4x measured on a
+    2-core CPU, fp32 and bf16 alike)."""
+    device = next(model.parameters()).device
+    return model.to(memory_format=torch.channels_last) if device.type in ("cpu", "cuda") else model
 
 
 @functools.lru_cache(maxsize=2)
@@ -60,6 +70,17 @@ def check_sigma(sigma: float) -> float:
     if not 0 <= sigma <= SIGMA_MAX:
         raise ValueError(f"sigma must be within [0, {SIGMA_MAX}] on the [0, 1] scale (0-127.5 of 255), got {sigma}")
     return float(sigma)
+
+
+def check_float_scale(colour: np.ndarray, sigma: float) -> None:
+    """Refuse float pixels on another scale than [0, 1] (0-255 floats, HDR), which would be clipped."""
+    low, high = float(colour.min()), float(colour.max())
+    margin = NOISE_MARGIN * sigma + 0.01
+    if low < -margin or high > 1 + margin:
+        raise ValueError(
+            f"float pixels range from {low:.3g} to {high:.3g}, beyond [0, 1] and its noise: scale them to [0, 1] "
+            "(e.g. image / 255) or pass clip=True to clip them"
+        )
 
 
 def estimate_image_sigma(image: np.ndarray) -> float:
@@ -76,34 +97,57 @@ def denoise_array(
     sigma: float | None = None,
     tile: int = TILE,
     overlap: int = OVERLAP,
-    bf16: bool = False,
+    precision: str = DEFAULT_PRECISION,
     ensemble: bool = False,
+    strength: float = 1.0,
+    clip: bool = False,
+    progress: bool = False,
 ) -> np.ndarray:
     """Denoise an H x W or H x W x C array (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA).
 
-    uint8 and uint16 are read on their full scale; floats as [0, 1] (noisy values outside are
-    fine). The result has the input's shape and dtype; alpha is passed through untouched.
-    `bf16` runs the network under bfloat16 autocast; a model stored channels_last gets its
-    tiles channels_last (benchmarks/inference_speed.py measures both). `ensemble` averages the
-    outputs for the 8 flips and rotations of each tile: 8x the time for a little more PSNR
-    (benchmarks/eval_quality.py measures it).
+    uint8 and uint16 are read on their full scale; floats as [0, 1]: noisy values a few sigmas
+    outside are fine, but values on another scale (0-255 floats, HDR) are refused unless
+    `clip=True` clips them to [0, 1] first; NaN and infinity are refused. The result has the
+    input's shape and dtype, clipped to its range; alpha is passed through untouched.
+    `strength` multiplies the given or estimated sigma (< 1 keeps more texture, > 1 removes
+    more; at most SIGMA_MAX is used). `precision` "bf16" runs the network under bfloat16
+    autocast, "auto" does so where the hardware multiplies bf16 natively; a model stored
+    channels_last gets its tiles channels_last (benchmarks/inference_speed.py measures both).
+    `ensemble` averages the outputs for the 8 flips and rotations of each tile: 8x the time
+    for a little more PSNR (benchmarks/eval_quality.py measures it). `progress` shows a bar of
+    tiles.
     """
     if array.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
         raise ValueError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float in [0, 1]")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if strength <= 0:
+        raise ValueError(f"strength must be > 0, got {strength}")
     image = array[..., None] if array.ndim == 2 else array
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"expected H x W or H x W x C with C in 1-4, got shape {array.shape}")
     if min(image.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image is {image.shape[1]}x{image.shape[0]}; at least {MIN_SIDE}x{MIN_SIDE} pixels needed")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError("image holds NaN or infinite values; replace them (e.g. np.nan_to_num) before denoising")
+    if clip and image.dtype.kind == "f":
+        image = image.clip(0, 1)
     colour_channels = 1 if image.shape[2] <= 2 else 3
     colour, alpha = image[..., :colour_channels], image[..., colour_channels:]
     if sigma is not None:
         sigma = check_sigma(sigma)
     elif model.noise_level_input:
         sigma = estimate_image_sigma(colour)
+    if colour.dtype.kind == "f":
+        check_float_scale(colour, sigma if sigma is not None else estimate_image_sigma(colour))
+    if sigma is not None:
+        sigma = min(sigma * strength, SIGMA_MAX)
     device = next(model.parameters()).device
-    if bf16:
+    if precision == "bf16":
         warn_if_emulated_bf16(device)
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+    if device.type == "cpu":
+        keep_freed_memory()
     model.eval()
 
     @torch.inference_mode()
@@ -115,7 +159,7 @@ def denoise_array(
             out = (model(rgb, sigma) if model.noise_level_input else model(rgb)).float()
         return out.mean(dim=1, keepdim=True) if colour_channels == 1 else out
 
-    out = apply_tiled(self_ensemble(network) if ensemble else network, colour, tile, overlap)
+    out = apply_tiled(self_ensemble(network) if ensemble else network, colour, tile, overlap, progress)
     if alpha.shape[2]:
         out = np.concatenate([out, alpha], axis=2)
     return out[..., 0] if array.ndim == 2 else out
@@ -147,42 +191,53 @@ def denoise(
     tile: int = TILE,
     overlap: int = OVERLAP,
     ensemble: bool = False,
+    strength: float = 1.0,
+    precision: str = DEFAULT_PRECISION,
+    clip: bool = False,
 ) -> np.ndarray | Image.Image | torch.Tensor:
     """Denoise a numpy array (H x W [x C]), a PIL image or a tensor ((C, H, W) or (N, C, H, W)).
 
     Returns the same kind, shape and pixel type. `model=None` uses the pretrained model;
     `sigma` is the noise std on the [0, 1] scale (25/255 ~ 0.098), estimated from the image
-    when None. Images larger than `tile` are processed in tiles overlapping by `overlap`.
-    `ensemble=True` averages over 8 flips and rotations (8x slower, a little better).
+    when None, and multiplied by `strength`. Images larger than `tile` are processed in tiles
+    overlapping by `overlap`. `ensemble=True` averages over 8 flips and rotations (8x slower,
+    a little better). `precision` and `clip`: see `denoise_array`.
     """
     if model is None:
         model = _cached_pretrained(pick_device().type)
+    options = {
+        "tile": tile,
+        "overlap": overlap,
+        "ensemble": ensemble,
+        "strength": strength,
+        "precision": precision,
+        "clip": clip,
+    }
     if isinstance(image, Image.Image):
-        return denoise_pil(image, model, sigma, tile, overlap, ensemble)
+        return denoise_pil(image, model, sigma, **options)
     if isinstance(image, torch.Tensor):
         if image.ndim not in (3, 4):
             raise ValueError(f"expected a (C, H, W) or (N, C, H, W) tensor, got shape {tuple(image.shape)}")
         batch = image[None] if image.ndim == 3 else image
         arrays = batch.detach().float().permute(0, 2, 3, 1).cpu().numpy()
-        outs = [denoise_array(a, model, sigma, tile, overlap, ensemble=ensemble) for a in arrays]
+        outs = [denoise_array(a, model, sigma, **options) for a in arrays]
         out = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).to(image.device, image.dtype)
         return out[0] if image.ndim == 3 else out
-    return denoise_array(np.asarray(image), model, sigma, tile, overlap, ensemble=ensemble)
+    return denoise_array(np.asarray(image), model, sigma, **options)
 
 
-def denoise_pil(
-    image: Image.Image, model: UNet, sigma: float | None, tile: int, overlap: int, ensemble: bool = False
-) -> Image.Image:
-    """A PIL image of any mode; 8-bit modes and I;16 keep their mode, others become RGB(A)."""
-    if image.mode in ("L", "LA", "RGB", "RGBA", "I;16"):
-        converted = image
-    elif image.mode in ("I", "I;16B", "I;16L"):
-        converted = Image.fromarray(np.asarray(image).clip(0, 65535).astype(np.uint16))
-    else:  # palette, 1-bit, CMYK, ...
+def denoise_pil(image: Image.Image, model: UNet, sigma: float | None = None, **options) -> Image.Image:
+    """A PIL image of any mode: 8-bit gray and colour modes keep their mode, 16-bit gray (I;16 in
+    any byte order, I) comes back as I;16, F as F; palette, 1-bit, CMYK and YCbCr become RGB(A).
+    `options` are denoise_array's."""
+    if image.mode in ("L", "LA", "RGB", "RGBA", "F"):
+        pixels = np.asarray(image)
+    elif image.mode.startswith("I"):
+        pixels = np.asarray(image).clip(0, 65535).astype(np.uint16)
+    else:
         has_alpha = "A" in image.mode or "transparency" in image.info
-        converted = image.convert("RGBA" if has_alpha else "RGB")
-    pixels = denoise_array(np.asarray(converted), model, sigma, tile, overlap, ensemble=ensemble)
-    out = Image.fromarray(pixels, converted.mode)
+        pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+    out = Image.fromarray(denoise_array(pixels, model, sigma, **options))  # the mode follows dtype and shape
     out.info = {key: value for key, value in image.info.items() if key in ("exif", "icc_profile", "dpi")}
     return out
 
@@ -193,12 +248,11 @@ def denoise_file(
     target: str | Path,
     sigma: float | None = None,
     overwrite: bool = False,
-    tile: int = TILE,
-    overlap: int = OVERLAP,
     max_megapixels: float = MAX_MEGAPIXELS,
-    ensemble: bool = False,
+    **options,
 ) -> Path:
-    """Denoise the photo `source` into `target` (format from its suffix); never writes over the input."""
+    """Denoise the photo `source` into `target` (format from its suffix); never writes over the input.
+    `options` are denoise_array's (tile, overlap, ensemble, strength, precision)."""
     source, target = Path(source), Path(target)
     if target.resolve() == source.resolve():
         raise ValueError(f"{target}: output would overwrite the input")
@@ -206,31 +260,14 @@ def denoise_file(
         raise FileExistsError(f"{target}: exists; pass overwrite=True (--overwrite) to replace it")
     photo = read_photo(source, max_megapixels)
     if isinstance(photo.pixels, np.ndarray):
-        return write_photo(Photo(denoise_array(photo.pixels, model, sigma, tile, overlap, ensemble=ensemble)), target)
-    return write_photo(Photo(denoise_pil(photo.pixels, model, sigma, tile, overlap, ensemble), photo.info), target)
-
-
-def collect_inputs(items: list[Path], output_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
-    """(source, target) pairs from files and folders; the same file twice or two sources for one target is an error."""
-    sources = [p for item in items for p in (list_images(item) if item.is_dir() else [item])]
-    seen: dict[Path, Path] = {}
-    targets: dict[Path, Path] = {}
-    pairs = []
-    for source in sources:
-        resolved = source.resolve()
-        if resolved in seen:
-            raise ValueError(f"{source}: given twice (also as {seen[resolved]})")
-        seen[resolved] = source
-        target = output_dir / f"{source.stem}_denoised.{suffix}"
-        if target in targets:
-            raise ValueError(f"{source} and {targets[target]} would both be written to {target}")
-        targets[target] = source
-        pairs.append((source, target))
-    return pairs
+        return write_photo(Photo(denoise_array(photo.pixels, model, sigma, **options)), target)
+    return write_photo(Photo(denoise_pil(photo.pixels, model, sigma, **options), photo.info), target)
 
 
 def check_writable(folder: Path) -> None:
     """Create `folder` if needed and prove it takes files, before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise PermissionError(f"{folder}: is a file; -o names the folder the outputs go to")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -241,47 +278,55 @@ def check_writable(folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    parser.add_argument("-o", "--output-dir", type=Path, required=True)
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders (searched recursively)")
+    parser.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the outputs")
+    parser.add_argument("--sigma", type=float, help="noise std in 0-255 units, e.g. 25 (default: estimated per photo)")
+    parser.add_argument("--strength", type=float, default=1.0, help="multiplies sigma: < 1 keeps texture (default 1)")
+    parser.add_argument("--checkpoint", type=Path, default=C.CHECKPOINT_PATH, help="weights (default: the shipped)")
+    parser.add_argument("--device", default="", help="cpu, cuda, mps (default: the fastest available)")
     parser.add_argument(
-        "--sigma", type=float, default=None, help="noise std in 0-255 units, e.g. 25; default: estimated"
+        "--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help=f"(default {DEFAULT_PRECISION})"
     )
-    parser.add_argument("--checkpoint", type=Path, default=C.CHECKPOINT_PATH)
-    parser.add_argument("--device", default="", help="cpu, cuda, mps; default: the fastest available")
-    parser.add_argument("--tile", type=int, default=TILE, help="tile side in pixels")
-    parser.add_argument("--overlap", type=int, default=OVERLAP, help="tile overlap in pixels")
-    parser.add_argument("--format", choices=FORMATS, default="png", help="output format")
-    parser.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS)
+    parser.add_argument("--tile", type=int, default=TILE, help=f"tile side in pixels (default {TILE})")
+    parser.add_argument("--overlap", type=int, default=OVERLAP, help=f"tile overlap in pixels (default {OVERLAP})")
+    parser.add_argument("--format", choices=FORMATS, default="png", help="output format (default png)")
+    parser.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, help=f"(default {MAX_MEGAPIXELS:g})")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--ensemble", action="store_true", help="average 8 flips/rotations: 8x slower, a little better")
     args = parser.parse_args(argv)
 
     try:
         sigma = None if args.sigma is None else check_sigma(args.sigma / 255)
-        pairs = collect_inputs(args.inputs, args.output_dir, args.format)
+        if args.strength <= 0:
+            raise ValueError(f"--strength must be > 0, got {args.strength}")
+        batch = collect(args.inputs, args.output_dir, args.format)
         check_writable(args.output_dir)
-        model, _ = load_model(args.checkpoint, pick_device(args.device))
+        model = fastest_layout(load_model(args.checkpoint, pick_device(args.device))[0])
     except (ValueError, FileNotFoundError, PermissionError, CheckpointError) as error:
         raise SystemExit(f"error: {error}") from None
 
-    failures = []
-    for source, target in tqdm(pairs, desc="denoising", unit="image"):
+    for line in batch.problems:
+        print(f"error: {line}", file=sys.stderr)
+    for line in batch.notes:
+        print(f"note: {line}", file=sys.stderr)
+    options = {
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "ensemble": args.ensemble,
+        "strength": args.strength,
+        "precision": args.precision,
+        "progress": True,
+    }
+    failures = list(batch.problems)
+    for source, target in tqdm(batch.pairs, desc="denoising", unit="image"):
         try:
-            denoise_file(
-                model,
-                source,
-                target,
-                sigma,
-                args.overwrite,
-                args.tile,
-                args.overlap,
-                args.max_megapixels,
-                args.ensemble,
-            )
+            denoise_file(model, source, target, sigma, args.overwrite, args.max_megapixels, **options)
         except (PhotoError, FileExistsError, ValueError, OSError) as error:
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)
-    print(f"{len(pairs) - len(failures)} of {len(pairs)} images denoised into {args.output_dir}")
+    done = len(batch.pairs) - (len(failures) - len(batch.problems))
+    skipped = f"; skipped {batch.skipped} non-image file(s) in the folders" if batch.skipped else ""
+    print(f"{done} of {len(batch.pairs) + len(batch.problems)} images denoised into {args.output_dir}{skipped}")
     if failures:
         print(f"{len(failures)} failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         sys.exit(1)

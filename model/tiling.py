@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -53,18 +54,23 @@ def from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def apply_tiled(
-    network: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, tile: int, overlap: int
+    network: Callable[[torch.Tensor], torch.Tensor],
+    image: np.ndarray,
+    tile: int,
+    overlap: int,
+    progress: bool = False,
 ) -> np.ndarray:
     """network((1, C, h, w) float32 tensor) applied to an H x W x C array, tile by tile.
 
     Returns an array of the input's shape and dtype. With tile >= max(H, W) the network sees
-    the whole image at once.
+    the whole image at once. `progress` shows a bar of tiles (for photos of several tiles).
     """
     if overlap < 0 or tile <= 2 * overlap:
         raise ValueError(f"need 0 <= 2 * overlap < tile, got tile={tile}, overlap={overlap}")
     height, width, channels = image.shape
     out = np.empty_like(image)
     ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    bar = tqdm(total=len(ys) * len(xs), unit="tile", leave=False, disable=not progress or len(ys) * len(xs) == 1)
     band_top, band = 0, np.zeros((0, width, channels + 1), np.float32)  # last channel: weight sum
     for row, y in enumerate(ys):
         h = min(tile, height - y)
@@ -85,5 +91,7 @@ def apply_tiled(
             weight = wy[:, None] * blend_ramp(w, overlap, col > 0, col < len(xs) - 1)[None, :]
             band[:, x : x + w, :-1] += result * weight[..., None]
             band[:, x : x + w, -1] += weight
+            bar.update()
     out[band_top:] = from_float(band[..., :-1] / band[..., -1:], image.dtype)
+    bar.close()
     return out

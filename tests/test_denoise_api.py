@@ -117,5 +117,5 @@ def test_bf16_on_a_cpu_without_it_warns_and_stays_close_to_fp32(model, monkeypat
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     noisy = noisy_photo(24, 24)
     with pytest.warns(UserWarning, match="bf16 is emulated on this cpu"):
-        fast = denoise_array(noisy, model, 0.1, bf16=True)
+        fast = denoise_array(noisy, model, 0.1, precision="bf16")
     assert np.abs(fast - denoise_array(noisy, model, 0.1)).max() < 0.05

@@ -129,9 +129,9 @@ def test_output_folder_that_is_not_writable(tmp_path, capsys, checkpoint, photo)
     assert code == 1 and "output folder is not writable" in output
 
 
-def test_same_file_twice_is_an_error_before_any_work(tmp_path, capsys, checkpoint, photo):
+def test_same_file_twice_is_denoised_once(tmp_path, capsys, checkpoint, photo):
     code, output = run(
         capsys, photo, photo.parent / ".." / "in" / "photo.jpg", "-o", tmp_path / "out", "--checkpoint", checkpoint
     )
-    assert code == 1 and "given twice" in output
-    assert not (tmp_path / "out").exists()
+    assert code == 0 and "named twice" in output and "1 of 1 images denoised" in output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo_denoised.png"]

@@ -1,0 +1,114 @@
+"""Turn what a user names on the command line into (photo, output) pairs, whatever the folders hold.
+
+Folders are walked recursively in sorted order. Every entry that cannot be used gets one line
+naming it and saying why (a symbolic-link loop, a broken link, a folder that cannot be read, a
+FIFO or device), and the batch goes on; files whose format Pillow cannot open are counted as
+skipped, not images. A file named directly is always tried. Two photos whose outputs would
+share a name (`photo.tif` and `photo.png`) get the source extension in their output names.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+
+@dataclass
+class Batch:
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)  # (photo, output)
+    problems: list[str] = field(default_factory=list)  # one line per entry that cannot be used
+    skipped: int = 0  # files in folders that are not images
+    notes: list[str] = field(default_factory=list)  # harmless: the same photo named twice
+
+
+def readable_extensions() -> set[str]:
+    """File name extensions of the formats Pillow can open (not those it can only write)."""
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a photo, in words, or None if it is a regular file or a folder."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"{path}: symbolic link loop"
+        if error.errno == errno.ENOENT and path.is_symlink():
+            return f"{path}: broken symbolic link (to {os.readlink(path)})"
+        if error.errno == errno.ENOENT:
+            return f"{path}: no such file or folder"
+        return f"{path}: cannot be read ({error.strerror})"
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+    return f"{path}: not a regular file (a {kind})"
+
+
+def walk(folder: Path, batch: Batch, extensions: set[str], visited: frozenset = frozenset()) -> list[Path]:
+    """Photos below `folder`, sorted; unusable entries go to batch.problems, other files to batch.skipped.
+    `visited` holds the folders above, so a link back to one of them is reported, not followed."""
+    info = folder.stat()
+    if (info.st_dev, info.st_ino) in visited:
+        batch.problems.append(f"{folder}: symbolic link loop (back to a folder above it)")
+        return []
+    visited = visited | {(info.st_dev, info.st_ino)}
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as error:
+        batch.problems.append(f"{folder}: cannot list the folder ({error.strerror})")
+        return []
+    photos = []
+    for entry in entries:
+        problem = entry_problem(entry)
+        if problem:
+            batch.problems.append(problem)
+        elif entry.is_dir():
+            photos += walk(entry, batch, extensions, visited)
+        elif entry.suffix.lower() in extensions:
+            photos.append(entry)
+        else:
+            batch.skipped += 1
+    return photos
+
+
+def output_names(sources: list[Path], output_dir: Path, suffix: str) -> list[Path]:
+    """`<stem>_denoised.<suffix>`; where stems collide `<stem>_<ext>_denoised`, then a counter."""
+    stems = Counter(s.stem for s in sources)
+    names = [s.stem if stems[s.stem] == 1 else f"{s.stem}_{s.suffix.lstrip('.').lower()}" for s in sources]
+    taken: Counter = Counter()
+    targets = []
+    for name in names:
+        taken[name] += 1
+        unique = name if names.count(name) == 1 else f"{name}_{taken[name]}"
+        targets.append(output_dir / f"{unique}_denoised.{suffix}")
+    return targets
+
+
+def collect(items: list[Path], output_dir: Path, suffix: str) -> Batch:
+    """The batch of files and folders the user named."""
+    batch, extensions = Batch(), readable_extensions()
+    sources: list[Path] = []
+    for item in items:
+        problem = entry_problem(item)
+        if problem:
+            batch.problems.append(problem)
+        else:
+            sources += walk(item, batch, extensions) if item.is_dir() else [item]
+    seen: dict[Path, Path] = {}
+    unique = []
+    for source in sources:
+        resolved = source.resolve()
+        if resolved in seen:
+            batch.notes.append(f"{source}: named twice (also as {seen[resolved]}); denoised once")
+            continue
+        seen[resolved] = source
+        unique.append(source)
+    batch.pairs = list(zip(unique, output_names(unique, output_dir, suffix), strict=True))
+    return batch
