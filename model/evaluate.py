@@ -9,6 +9,7 @@ Noise is seeded per image and the noisy input is not clipped (unless the run tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from model.checkpoint import CheckpointError, load_model
 from model.dataset import NoisyImageDataset, split_datasets
 from model.device import pick_device
 from model.metrics import psnr, ssim
+from model.train import TrainConfig
 from utils.files import write_json_atomic
 from utils.plots import plot_predictions
 from utils.split_data import load_split
@@ -83,6 +85,14 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_config(checkpoint: dict) -> TrainConfig:
+    """The TrainConfig a checkpoint was trained with (fields it lacks keep today's defaults;
+    fields this version no longer has are ignored), so evaluation degrades images as training did."""
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    stored = checkpoint.get("train_config") or {}
+    return TrainConfig(**{key: value for key, value in stored.items() if key in known})
+
+
 def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = C.IMAGE_DIR) -> list[dict]:
     """Evaluate a run folder's best checkpoint on its own split.
 
@@ -92,14 +102,12 @@ def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = 
     run_dir = Path(run_dir)
     device = pick_device(device)
     model, checkpoint = load_model(run_dir / "best.pth", device)
-    train_config = checkpoint.get("train_config", {})
-    sigma = train_config.get("sigma", C.NOISE_SIGMA)
+    config = run_config(checkpoint)
     datasets = split_datasets(
         load_split(run_dir / "split.json"),
-        sigma=sigma,
-        eval_crop_size=train_config.get("eval_crop_size", C.EVAL_CROP_SIZE),
-        clip=train_config.get("clip_noisy", False),
-        seed=train_config.get("seed", C.SEED),
+        eval_crop_size=config.eval_crop_size,
+        seed=config.seed,
+        task=config.make_task(),  # the run's own task and noise settings: a blind run is scored blind
     )
     evaluate(model, datasets["val"], device, "val", image_dir)
     rows = evaluate(model, datasets["test"], device, "test", image_dir)

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -94,3 +95,34 @@ def test_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {fake}: not a PyTorch checkpoint")
+
+
+def small_run(tmp_path, image_folder, name, **settings):
+    config = TrainConfig(
+        data_dir=str(image_folder),
+        out_dir=str(tmp_path / name),
+        image_dir=str(tmp_path / "img"),
+        base_channels=4,
+        depth=2,
+        crop_size=16,
+        eval_crop_size=16,
+        batch_size=4,
+        epochs=1,
+        **settings,
+    )
+    train(config)
+    return evaluate_run(tmp_path / name, image_dir=tmp_path / "img")
+
+
+def test_a_blind_run_is_evaluated_over_its_sigma_range(tmp_path, image_folder):
+    blind = {"sigma": 0.0, "sigma_max": 0.5, "noise_level_input": True, "residual": True, "batch_norm": False}
+    rows = small_run(tmp_path, image_folder, "blind", **blind)
+    sigmas = [r["sigma"] for r in rows]
+    assert all(0 <= s <= 0.5 for s in sigmas) and len(set(sigmas)) > 1
+    assert all(math.isfinite(r["psnr_noisy"]) for r in rows)
+
+
+def test_a_super_resolution_run_is_scored_as_super_resolution(tmp_path, image_folder):
+    rows = small_run(tmp_path, image_folder, "sr", task="sr", scale=2)
+    assert all(r["sigma"] == 0 for r in rows)
+    assert min(r["psnr_noisy"] for r in rows) > 15  # the bicubic input, not sigma-0.5 noise (~6 dB)
