@@ -27,7 +27,7 @@ import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -47,26 +47,31 @@ BATCH_CANDIDATES = (16, 32, 64, 128, 256)
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
+def option(default, help: str, choices: tuple = ()):
+    """A config field with the help text (and choices) its command-line flag shows."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass
 class GpuTrainConfig:
-    pack: str = str(C.DATA_DIR / "pack")
-    out: str = str(C.RUNS_DIR / "gpu")
-    init: str = str(C.CHECKPOINT_PATH)
-    minutes: float = 8.0  # length of the schedule, counted from the first timed step
-    crop_size: int = 128
-    batch_size: int = 0  # 0: the smallest batch within 10% of the best measured crops/s
-    lr: float = 2e-4
-    min_lr: float = 1e-6
-    warmup_fraction: float = 0.03
-    ema_decay: float = 0.999
-    sigma_max: float = 0.5  # sigma = sigma_max * u ** sigma_power, u uniform (today's sampling)
-    sigma_power: float = 2.0
-    grad_clip: float = 1.0
-    val_seconds: float = 90.0  # validate (and save the best) this often
-    val_crop: int = 512  # validation images are centre crops of at most this side
-    device: str = ""  # empty: cuda, else mps, else cpu
-    compile: str = "auto"  # auto (on CUDA), yes or no
-    seed: int = C.SEED
+    pack: str = option(str(C.DATA_DIR / "pack"), "folder with train/ and val/ photos (utils/make_pack.py)")
+    out: str = option(str(C.RUNS_DIR / "gpu"), "where best.pth and history.json are written")
+    init: str = option(str(C.CHECKPOINT_PATH), "checkpoint to warm-start from; its architecture is kept")
+    minutes: float = option(8.0, "length of the schedule, counted from the first timed step")
+    crop_size: int = option(128, "side of the random training crops")
+    batch_size: int = option(0, "crops per step; 0: the smallest batch within 10%% of the best measured crops/s")
+    lr: float = option(2e-4, "peak learning rate (Adam)")
+    min_lr: float = option(1e-6, "learning rate at the end of the cosine")
+    warmup_fraction: float = option(0.03, "share of the minutes spent warming up linearly")
+    ema_decay: float = option(0.999, "decay of the exponential moving average of the weights")
+    sigma_max: float = option(0.5, "noise levels are sigma_max * u ** sigma_power, u uniform")
+    sigma_power: float = option(2.0, "above 1, low noise levels are drawn more often")
+    grad_clip: float = option(1.0, "gradient norm clipping")
+    val_seconds: float = option(90.0, "validate, and save the best weights, this often")
+    val_crop: int = option(512, "validation photos are centre crops of at most this side")
+    device: str = option("", "cuda, mps or cpu; empty: the fastest available")
+    compile: str = option("auto", "torch.compile the network: auto (on CUDA), yes or no", ("auto", "yes", "no"))
+    seed: int = option(C.SEED, "seed of crops, noise and validation noise")
 
 
 # ---------------------------------------------------------------- data resident on the device
@@ -411,11 +416,13 @@ def train_gpu(config: GpuTrainConfig) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> GpuTrainConfig:
+    """Every GpuTrainConfig field is a --flag with its help, default and choices."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in asdict(GpuTrainConfig()).items():
-        parser.add_argument(
-            "--" + name.replace("_", "-"), type=type(default), default=default, help=f"(default {default})"
-        )
+    for item in fields(GpuTrainConfig):
+        choices = item.metadata["choices"] or None
+        help_text = f"{item.metadata['help']} (default: {item.default!r})"
+        flag = "--" + item.name.replace("_", "-")
+        parser.add_argument(flag, type=type(item.default), default=item.default, choices=choices, help=help_text)
     return GpuTrainConfig(**vars(parser.parse_args(argv)))
 
 
