@@ -1,6 +1,7 @@
 # The two commands a new user needs (see README):
 #   make demo   set up .venv, train on the embedded photos, evaluate, plot into image/
-#   make test   set up .venv, run the test suite (what CI runs)
+#   make test   set up .venv, run the test suite (what CI runs, with make lint)
+#   make test-fast  the inner loop: every test but those marked slow (under a minute)
 
 PYTHON := .venv/bin/python
 VENV := .venv/.installed
@@ -11,7 +12,7 @@ $(VENV): requirements.txt
 	.venv/bin/pip install --quiet -r requirements.txt
 	touch $(VENV)
 
-.PHONY: demo test lint
+.PHONY: demo test test-fast lint
 demo: $(VENV)
 	$(PYTHON) -m model.train --data-dir data/demo --out-dir runs/demo --resume \
 		--base-channels 32 --crop-size 96 --repeats 6 --epochs 8
@@ -19,6 +20,9 @@ demo: $(VENV)
 
 test: $(VENV)
 	$(PYTHON) -m pytest
+
+test-fast: $(VENV)
+	$(PYTHON) -m pytest -m "not slow"
 
 lint: $(VENV)
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -6,9 +6,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 TINY = ["--base-channels=4", "--depth=2", "--no-batch-norm", "--crop-size=16", "--eval-crop-size=16", "--threads=1"]
 

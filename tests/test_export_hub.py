@@ -11,6 +11,8 @@ from model.export import export_onnx
 from model.unet import UNet
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 
 @pytest.mark.parametrize("noise_level_input", [True, False])
 def test_onnx_matches_pytorch_at_any_size(tmp_path, noise_level_input):

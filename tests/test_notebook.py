@@ -3,10 +3,13 @@
 import json
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 import constants as C
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 
 def test_notebook_runs_in_quick_mode(tmp_path, monkeypatch):

@@ -4,11 +4,14 @@ chelsea cat, torch.hub and ONNX. It ships in git, so these tests fail (not skip)
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import constants as C
 from model.denoise import load_pretrained
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 FRESH_PROCESS = """
 import numpy as np, torch, bm3d, skimage.data
