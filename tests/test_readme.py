@@ -1,5 +1,7 @@
 """The README shows only calls that exist: its denoise() examples run as written."""
 
+import re
+
 import numpy as np
 
 from tests.conftest import ROOT
@@ -22,3 +24,10 @@ def test_the_readme_denoise_calls_run():
     for line in lines:
         exec(line, namespace)
         assert namespace["clean"].shape == (40, 48, 3), line
+
+
+def test_every_figure_the_readme_shows_is_in_the_repository():
+    text = (ROOT / "README.md").read_text()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert "image/strength_example.png" in figures
+    assert all((ROOT / figure).is_file() for figure in figures)
