@@ -16,6 +16,7 @@ import argparse
 import functools
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -259,6 +260,8 @@ def denoise_file(
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target}: exists; pass overwrite=True (--overwrite) to replace it")
     photo = read_photo(source, max_megapixels)
+    if photo.frames > 1:
+        warnings.warn(f"{source}: {photo.frames} frames; only the first is denoised", stacklevel=2)
     if isinstance(photo.pixels, np.ndarray):
         return write_photo(Photo(denoise_array(photo.pixels, model, sigma, **options)), target)
     return write_photo(Photo(denoise_pil(photo.pixels, model, sigma, **options), photo.info), target)
@@ -320,7 +323,11 @@ def main(argv: list[str] | None = None) -> None:
     failures = list(batch.problems)
     for source, target in tqdm(batch.pairs, desc="denoising", unit="image"):
         try:
-            denoise_file(model, source, target, sigma, args.overwrite, args.max_megapixels, **options)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                denoise_file(model, source, target, sigma, args.overwrite, args.max_megapixels, **options)
+            for warning in caught:
+                tqdm.write(f"note: {warning.message}", file=sys.stderr)
         except (PhotoError, FileExistsError, ValueError, OSError) as error:
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)

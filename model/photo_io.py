@@ -32,6 +32,7 @@ class Photo:
 
     pixels: Image.Image | np.ndarray
     info: dict = field(default_factory=dict)
+    frames: int = 1  # frames in the file (animated GIF/WebP, multi-page TIFF); the first is read
 
 
 def png_header(path: Path) -> tuple[int, int, int, int] | None:
@@ -74,7 +75,7 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
                 check_size(path, *image.size, max_megapixels)
                 image.load()
                 info = {key: image.info[key] for key in ("exif", "icc_profile", "dpi") if key in image.info}
-                return Photo(image.copy(), info)
+                return Photo(image.copy(), info, getattr(image, "n_frames", 1))
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
     except PhotoError:

@@ -52,7 +52,7 @@ def messy_folder(tmp_path):
     Image.fromarray(gray16).save(folder / "gray16.tif")
     picture(2).save(folder / "photo.png")
     picture(2).save(folder / "photo.tif")
-    picture(3).save(folder / "anim.gif")
+    picture(3).save(folder / "anim.gif", save_all=True, append_images=[picture(5)])  # two frames
     picture(4).save(folder / "sub" / "nested.jpg")
     (folder / "notes.txt").write_text("not a photo")
     (folder / "truncated.png").write_bytes((folder / "photo.png").read_bytes()[:200])
@@ -93,6 +93,7 @@ def test_a_messy_folder_denoises_every_readable_photo_and_names_each_bad_entry(t
         "photo_tif_denoised.png",
     ]
     assert "skipped 1 non-image file(s)" in result.stdout
+    assert f"note: {messy_folder / 'anim.gif'}: 2 frames; only the first is denoised" in result.stderr
     for name in ("gray16_png", "gray16_tif"):  # 16-bit gray in, 16-bit gray out
         assert Image.open(tmp_path / "out" / f"{name}_denoised.png").mode == "I;16"
     assert hashes(messy_folder) == before
