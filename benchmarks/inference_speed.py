@@ -9,6 +9,11 @@ clean resized photo shows what bf16 costs in quality. First the settings
 (fp32 or bf16 autocast, channels_last, threads) are compared at 1 MP; then 1, 4 and 12 MP
 are timed with the default settings (and on the GPU when there is one). CBM3D runs on the
 1 MP image only: at its speed, 12 MP would take most of an hour.
+
+Each row of ours also says how fast it computes: the network's FLOPs per megapixel (counted
+by PyTorch's FLOP counter on a 512x512 tile) times the megapixels, over the seconds, and that
+as a share of this machine's measured ceiling in the same precision: the faster of a large
+matmul (2048^3) and a large 3x3 convolution (64 -> 64 channels, 512x512).
 """
 
 from __future__ import annotations
@@ -83,8 +88,43 @@ def run(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def row(label: str, megapixels: int, result: dict) -> str:
-    cells = f"{result['seconds']:.1f} | {result['s_per_mp']:.2f} | {result['rss_gb']:.2f} | {result['psnr']:.3f}"
+def flops_per_megapixel() -> float:
+    """Forward FLOPs of the shipped network per megapixel of image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from model.denoise import load_pretrained
+
+    model = load_pretrained("cpu")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.rand(1, 3, 512, 512), SIGMA)
+    return counter.get_total_flops() / (512 * 512 / 1e6)
+
+
+def ceiling(dtype: torch.dtype) -> float:
+    """GFLOP/s of the faster of a large matmul and a large 3x3 convolution in `dtype` on the CPU."""
+    a, b = torch.rand(2048, 2048, dtype=dtype), torch.rand(2048, 2048, dtype=dtype)
+    x, w = torch.rand(1, 64, 512, 512, dtype=dtype), torch.rand(64, 64, 3, 3, dtype=dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    jobs = {
+        2 * 2048**3: lambda: a @ b,
+        2 * 64 * 64 * 9 * 512 * 512: lambda: torch.nn.functional.conv2d(x, w, padding=1),
+    }
+    best = 0.0
+    for flops, job in jobs.items():
+        job()  # warm-up
+        started = time.perf_counter()
+        for _ in range(3):
+            job()
+        best = max(best, 3 * flops / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def row(label: str, megapixels: int, result: dict, flops: float = 0.0, peak: float = 0.0) -> str:
+    rate = flops * megapixels / result["seconds"] / 1e9 if flops else 0.0
+    speed = f"{rate:.0f} | {100 * rate / peak:.0f}%" if flops else "- | -"
+    cells = (
+        f"{result['seconds']:.1f} | {result['s_per_mp']:.2f} | {speed} | {result['rss_gb']:.2f} | {result['psnr']:.3f}"
+    )
     return f"| {label} | {megapixels} | {cells} |"
 
 
@@ -102,23 +142,31 @@ def main() -> None:
     precisions = (False, True) if native_bf16(torch.device("cpu")) else (False,)
     if len(precisions) == 1:
         print("bf16 not measured: this CPU has no native bf16 (emulated, it is far slower than fp32)\n")
-    print("| method and settings | MP | seconds | s per MP | peak RSS (GB) | PSNR (dB) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    flops = flops_per_megapixel()
+    peaks = {bf16: ceiling(torch.bfloat16 if bf16 else torch.float32) for bf16 in precisions}
+    print(
+        f"network: {flops / 1e9:.0f} GFLOP per MP; ceilings: "
+        + ", ".join(f"{'bf16' if bf16 else 'fp32'} {peak:.0f} GFLOP/s" for bf16, peak in peaks.items())
+        + "\n"
+    )
+    print("| method and settings | MP | seconds | s per MP | GFLOP/s | of ceiling | peak RSS (GB) | PSNR (dB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     settings = {}
     for bf16 in precisions:
         for channels_last in (False, True):
             label = f"ours, CPU, {'bf16' if bf16 else 'fp32'}, channels_last={channels_last}"
             settings[(bf16, channels_last)] = result = run("ours", 1, bf16=bf16, channels_last=channels_last)
-            print(row(label, 1, result), flush=True)
-    print(row("ours, CPU, fp32, 1 thread", 1, run("ours", 1, threads=1)), flush=True)
+            print(row(label, 1, result, flops, peaks[bf16]), flush=True)
+    one_thread = run("ours", 1, threads=1)
+    print(row("ours, CPU, fp32, 1 thread", 1, one_thread, flops, peaks[False] / (os.cpu_count() or 1)), flush=True)
     bf16, channels_last = min(settings, key=lambda key: settings[key]["s_per_mp"])
     best = f"{'bf16' if bf16 else 'fp32'}, channels_last={channels_last}"
     for megapixels in (4, 12):
         result = run("ours", megapixels, bf16=bf16, channels_last=channels_last)
-        print(row(f"ours, CPU, {best}", megapixels, result), flush=True)
+        print(row(f"ours, CPU, {best}", megapixels, result, flops, peaks[bf16]), flush=True)
     if torch.cuda.is_available():
         for megapixels in SIZES:
-            print(row("ours, GPU, fp32", megapixels, run("ours", megapixels, "cuda")), flush=True)
+            print(row("ours, GPU, fp32", megapixels, run("ours", megapixels, "cuda")), flush=True)  # no CPU ceiling
     cbm3d = run("CBM3D", 1)
     print(row("CBM3D (bm3d package), CPU", 1, cbm3d))
     speedup = cbm3d["s_per_mp"] / settings[(bf16, channels_last)]["s_per_mp"]
