@@ -288,12 +288,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=C.CHECKPOINT_PATH, help="weights (default: the shipped)")
     parser.add_argument("--device", default="", help="cpu, cuda, mps (default: the fastest available)")
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help=f"(default {DEFAULT_PRECISION})"
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help=f"fp32, bf16 autocast, or auto: bf16 where the hardware has it natively (default {DEFAULT_PRECISION})",
     )
     parser.add_argument("--tile", type=int, default=TILE, help=f"tile side in pixels (default {TILE})")
     parser.add_argument("--overlap", type=int, default=OVERLAP, help=f"tile overlap in pixels (default {OVERLAP})")
     parser.add_argument("--format", choices=FORMATS, default="png", help="output format (default png)")
-    parser.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, help=f"(default {MAX_MEGAPIXELS:g})")
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=MAX_MEGAPIXELS,
+        help=f"larger photos are refused, checked from the file header (default {MAX_MEGAPIXELS:g})",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--ensemble", action="store_true", help="average 8 flips/rotations: 8x slower, a little better")
     args = parser.parse_args(argv)
