@@ -41,7 +41,7 @@ from PIL import Image
 import constants as C
 from model.checkpoint import load_model
 from model.dataset import image_seed
-from model.denoise import denoise_array
+from model.denoise import PRECISIONS, denoise_array
 from model.metrics import psnr, ssim
 from utils.split_data import default_split
 
@@ -133,11 +133,10 @@ def methods(
     return {name: method for name, method in table.items() if not only or name in only}
 
 
-def evaluate(
-    sets: dict[str, dict[str, np.ndarray]], sigmas: dict[str, float], **weights: Path | None
-) -> tuple[list[dict], dict]:
-    """Rows of mean PSNR/SSIM per (set, sigma, method), and seconds per megapixel per method."""
-    table = methods(list(sigmas.values()), **weights)
+def evaluate(sets: dict[str, dict[str, np.ndarray]], sigmas: dict[str, float], **options) -> tuple[list[dict], dict]:
+    """Rows of mean PSNR/SSIM per (set, sigma, method), and seconds per megapixel per method;
+    `options` are those of `methods` (weights, previous, only, precision)."""
+    table = methods(list(sigmas.values()), **options)
     rows, seconds, megapixels = [], dict.fromkeys(table, 0.0), 0.0
     for set_name, photos in sets.items():
         for sigma_name, sigma in sigmas.items():
@@ -183,7 +182,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="the 'ours' columns (default: shipped)")
     parser.add_argument("--previous", type=Path, help="add a 'previous' column for these weights (true sigma)")
     parser.add_argument("--methods", nargs="+", metavar="NAME", help="only these columns (default: all)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="of ours (default fp32)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of ours (default fp32)")
     args = parser.parse_args()
     loaders = {"demo-test": demo_test_photos, "standard": standard_photos}
     sets = {name: loaders[name]() for name in args.sets}

@@ -12,8 +12,8 @@ are timed with the default settings (and on the GPU when there is one). CBM3D ru
 
 Each row of ours also says how fast it computes: the network's FLOPs per megapixel (counted
 by PyTorch's FLOP counter on a 512x512 tile) times the megapixels, over the seconds, and that
-as a share of this machine's measured ceiling in the same precision: the faster of a large
-matmul (2048^3) and a large 3x3 convolution (64 -> 64 channels, 512x512).
+as a share of this machine's measured ceiling in the same precision and number of threads:
+the faster of a large matmul (2048^3) and a large 3x3 convolution (64 -> 64 channels, 512x512).
 """
 
 from __future__ import annotations
@@ -100,8 +100,10 @@ def flops_per_megapixel() -> float:
     return counter.get_total_flops() / (512 * 512 / 1e6)
 
 
-def ceiling(dtype: torch.dtype) -> float:
-    """GFLOP/s of the faster of a large matmul and a large 3x3 convolution in `dtype` on the CPU."""
+def ceiling(dtype: torch.dtype, threads: int = 0) -> float:
+    """GFLOP/s of the faster of a large matmul and a large 3x3 convolution in `dtype` on the CPU,
+    on `threads` threads (0: all cores)."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     a, b = torch.rand(2048, 2048, dtype=dtype), torch.rand(2048, 2048, dtype=dtype)
     x, w = torch.rand(1, 64, 512, 512, dtype=dtype), torch.rand(64, 64, 3, 3, dtype=dtype)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -158,7 +160,7 @@ def main() -> None:
             settings[(bf16, channels_last)] = result = run("ours", 1, bf16=bf16, channels_last=channels_last)
             print(row(label, 1, result, flops, peaks[bf16]), flush=True)
     one_thread = run("ours", 1, threads=1)
-    print(row("ours, CPU, fp32, 1 thread", 1, one_thread, flops, peaks[False] / (os.cpu_count() or 1)), flush=True)
+    print(row("ours, CPU, fp32, 1 thread", 1, one_thread, flops, ceiling(torch.float32, threads=1)), flush=True)
     bf16, channels_last = min(settings, key=lambda key: settings[key]["s_per_mp"])
     best = f"{'bf16' if bf16 else 'fp32'}, channels_last={channels_last}"
     for megapixels in (4, 12):

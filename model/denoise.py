@@ -73,6 +73,12 @@ def check_sigma(sigma: float) -> float:
     return float(sigma)
 
 
+def check_strength(strength: float) -> float:
+    if strength <= 0:
+        raise ValueError(f"strength must be > 0, got {strength}")
+    return float(strength)
+
+
 def check_float_scale(colour: np.ndarray, sigma: float) -> None:
     """Refuse float pixels on another scale than [0, 1] (0-255 floats, HDR), which would be clipped."""
     low, high = float(colour.min()), float(colour.max())
@@ -122,8 +128,7 @@ def denoise_array(
         raise ValueError(f"unsupported pixel type {array.dtype}; use uint8, uint16 or float in [0, 1]")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if strength <= 0:
-        raise ValueError(f"strength must be > 0, got {strength}")
+    check_strength(strength)
     image = array[..., None] if array.ndim == 2 else array
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"expected H x W or H x W x C with C in 1-4, got shape {array.shape}")
@@ -308,8 +313,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         sigma = None if args.sigma is None else check_sigma(args.sigma / 255)
-        if args.strength <= 0:
-            raise ValueError(f"--strength must be > 0, got {args.strength}")
+        check_strength(args.strength)
         batch = collect(args.inputs, args.output_dir, args.format)
         check_writable(args.output_dir)
         model = fastest_layout(load_model(args.checkpoint, pick_device(args.device))[0])

@@ -82,11 +82,11 @@ def output_names(sources: list[Path], output_dir: Path, suffix: str) -> list[Pat
     """`<stem>_denoised.<suffix>`; where stems collide `<stem>_<ext>_denoised`, then a counter."""
     stems = Counter(s.stem for s in sources)
     names = [s.stem if stems[s.stem] == 1 else f"{s.stem}_{s.suffix.lstrip('.').lower()}" for s in sources]
-    taken: Counter = Counter()
+    counts, taken = Counter(names), Counter()
     targets = []
     for name in names:
         taken[name] += 1
-        unique = name if names.count(name) == 1 else f"{name}_{taken[name]}"
+        unique = name if counts[name] == 1 else f"{name}_{taken[name]}"
         targets.append(output_dir / f"{unique}_denoised.{suffix}")
     return targets
 

@@ -23,7 +23,6 @@ holds every validation and the run's facts: device, steps, crops, pixels and thr
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,9 +36,11 @@ from PIL import Image
 
 import constants as C
 from model.checkpoint import load_model, save_checkpoint
+from model.dataset import list_images
 from model.device import pick_device
 from model.metrics import psnr
 from model.unet import UNet
+from utils.files import write_json_atomic
 
 VAL_SIGMAS = (5 / 255, 15 / 255, 25 / 255, 50 / 255)  # the light noise of most photos, and the literature's
 BATCH_CANDIDATES = (16, 32, 64, 128, 256)
@@ -78,8 +79,8 @@ class GpuTrainConfig:
 
 
 def read_photos(folder: Path) -> list[torch.Tensor]:
-    """Every image file of a folder as a (3, H, W) uint8 tensor, decoded on all CPU cores."""
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in C.IMAGE_EXTENSIONS)
+    """Every image file below a folder as a (3, H, W) uint8 tensor, decoded on all CPU cores."""
+    paths = list_images(folder)
     if not paths:
         raise ValueError(f"{folder}: no images")
 
@@ -143,10 +144,15 @@ def tile_origins(length: int, side: int, stride: int) -> list[int]:
     return starts if starts[-1] == length - side else [*starts, length - side]
 
 
+def centre_box(width: int, height: int, side: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the central side x side part of a photo (all of it along a
+    shorter axis): the validation crop, here and in the pack (utils/make_pack.py)."""
+    left, top = max(0, (width - side) // 2), max(0, (height - side) // 2)
+    return left, top, min(width, left + side), min(height, top + side)
+
+
 def centre_crop(image: Image.Image, side: int) -> Image.Image:
-    """The central side x side part of a photo (all of it along a shorter axis)."""
-    left, top = max(0, (image.width - side) // 2), max(0, (image.height - side) // 2)
-    return image.crop((left, top, min(image.width, left + side), min(image.height, top + side)))
+    return image.crop(centre_box(image.width, image.height, side))
 
 
 def validation_set(photos: list[torch.Tensor], crop: int, device: torch.device, seed: int) -> list[tuple]:
@@ -154,9 +160,8 @@ def validation_set(photos: list[torch.Tensor], crop: int, device: torch.device, 
     generator = torch.Generator().manual_seed(seed)
     items = []
     for photo in photos:
-        height, width = photo.shape[-2:]
-        top, left = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
-        clean = photo[:, top : top + crop, left : left + crop].float()[None] / 255
+        left, top, right, bottom = centre_box(photo.shape[-1], photo.shape[-2], crop)
+        clean = photo[:, top:bottom, left:right].float()[None] / 255
         for sigma in VAL_SIGMAS:
             noisy = clean + sigma * torch.randn(clean.shape, generator=generator)
             items.append((noisy.to(device), clean.to(device), sigma))
@@ -371,7 +376,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
                 if value > best["psnr"]:
                     best = {"psnr": value, "weights": kind, "seconds": record["seconds"], "step": step}
                     save_weights(out / "best.pth", model, weights, {"gpu_run": {**facts, "best": best}})
-            (out / "history.json").write_text(json.dumps({**facts, "best": best, "history": history}, indent=1))
+            write_json_atomic(out / "history.json", {**facts, "best": best, "history": history})
             if not math.isfinite(loss):
                 print("stopping: the loss is not finite; best.pth holds the best weights before it")
                 break
@@ -404,7 +409,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
         "config": asdict(config),
         "wall_seconds": round(time.time() - started_at, 1),
     }
-    (out / "history.json").write_text(json.dumps(result, indent=1))
+    write_json_atomic(out / "history.json", result)
     print(
         f"{name}: {step} steps, {crops} crops ({throughput['pixels'] / 1e9:.2f} G pixels) in {train_seconds:.0f} s: "
         f"{throughput['crops_per_s']:.0f} crops/s, {throughput['pixels_per_s'] / 1e6:.0f} M pixels/s, "

@@ -20,10 +20,10 @@ def small_model_file(tmp_path):
     return save_checkpoint(tmp_path / "small.pth", model=model.state_dict(), model_config=model.config)
 
 
-def test_evaluate_run_writes_grids_metrics_and_a_table(tmp_path, image_folder):
+def small_run(tmp_path, image_folder, name, **settings):
     config = TrainConfig(
         data_dir=str(image_folder),
-        out_dir=str(tmp_path / "run"),
+        out_dir=str(tmp_path / name),
         image_dir=str(tmp_path / "img"),
         base_channels=4,
         depth=2,
@@ -31,9 +31,14 @@ def test_evaluate_run_writes_grids_metrics_and_a_table(tmp_path, image_folder):
         eval_crop_size=16,
         batch_size=4,
         epochs=1,
+        **settings,
     )
     train(config)
-    rows = evaluate_run(tmp_path / "run", image_dir=tmp_path / "img")
+    return evaluate_run(tmp_path / name, image_dir=tmp_path / "img")
+
+
+def test_evaluate_run_writes_grids_metrics_and_a_table(tmp_path, image_folder):
+    rows = small_run(tmp_path, image_folder, "run")
     assert len(rows) == 12  # the default split of a small folder holds out 12 test images
     assert {"val_prediction_1.png", "test_prediction_1.png", "test_prediction_2.png"} <= {
         p.name for p in (tmp_path / "img").iterdir()
@@ -95,23 +100,6 @@ def test_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {fake}: not a PyTorch checkpoint")
-
-
-def small_run(tmp_path, image_folder, name, **settings):
-    config = TrainConfig(
-        data_dir=str(image_folder),
-        out_dir=str(tmp_path / name),
-        image_dir=str(tmp_path / "img"),
-        base_channels=4,
-        depth=2,
-        crop_size=16,
-        eval_crop_size=16,
-        batch_size=4,
-        epochs=1,
-        **settings,
-    )
-    train(config)
-    return evaluate_run(tmp_path / name, image_dir=tmp_path / "img")
 
 
 def test_a_blind_run_is_evaluated_over_its_sigma_range(tmp_path, image_folder):

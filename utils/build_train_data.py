@@ -294,7 +294,8 @@ def build(
     jobs = [(f"{s.package} {hashlib.sha1(repr(s).encode()).hexdigest()[:12]}", s) for s in sources]
     if with_local:
         jobs.append(("local", None))
-    done = {key: rows for key, rows in done.items() if key in dict(jobs)}  # forget sources no longer listed
+    listed = {key for key, _ in jobs}
+    done = {key: rows for key, rows in done.items() if key in listed}  # forget sources no longer listed
     for key, source in tqdm([j for j in jobs if j[0] not in done], desc="sources", unit="source"):
         photos = []
         if source is None:

@@ -54,26 +54,30 @@ def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
 
 
+def jpeg(image: Image.Image, quality: int) -> tuple[bytes, float]:
+    """A 4:4:4 JPEG of the image at `quality`, and its PSNR against the image."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue(), psnr_uint8(np.asarray(Image.open(buffer).convert("RGB")), np.asarray(image))
+
+
 def encode(image: Image.Image, min_psnr: float) -> tuple[bytes, int, float]:
-    """The smallest 4:4:4 JPEG of the image with PSNR >= min_psnr: (bytes, quality, PSNR).
+    """The smallest 4:4:4 JPEG of the image with PSNR >= min_psnr: (bytes, quality, PSNR); quality
+    100 if even that falls short (pack.json says so).
 
     Bisection over quality: file size and PSNR both grow with it."""
-    reference = np.asarray(image)
     low, high = QUALITIES[0], QUALITIES[-1]
     best = None
     while low <= high:
         quality = (low + high) // 2
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=quality, subsampling=0)
-        score = psnr_uint8(np.asarray(Image.open(buffer).convert("RGB")), reference)
+        data, score = jpeg(image, quality)
         if score >= min_psnr:
-            best, high = (buffer.getvalue(), quality, score), quality - 1
+            best, high = (data, quality, score), quality - 1
         else:
             low = quality + 1
-    if best is None:  # quality 100 still short: keep it, and say so in pack.json
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=100, subsampling=0)
-        best = (buffer.getvalue(), 100, psnr_uint8(np.asarray(Image.open(buffer).convert("RGB")), reference))
+    if best is None:
+        data, score = jpeg(image, 100)
+        best = (data, 100, score)
     return best
 
 
@@ -107,8 +111,16 @@ def make_pack(
         with atomic_write(pack_dir / name) as file:
             file.write(data)
         used += len(data)
-        entries.append({"file": name, "source": rel, "quality": quality, "psnr": round(score, 2), "bytes": len(data)})
-        entries[-1]["pixels"] = image.width * image.height
+        entries.append(
+            {
+                "file": name,
+                "source": rel,
+                "quality": quality,
+                "psnr": round(score, 2),
+                "bytes": len(data),
+                "pixels": image.width * image.height,
+            }
+        )
     train = [e for e in entries if e["file"].startswith("train/")]
     total_pixels = sum(math.prod(Image.open(pretrain_dir / rel).size) for rel in split["train"])
     manifest = {
