@@ -13,10 +13,13 @@ A lent GPU gives a few minutes, so nothing may wait on Python or the CPU:
   of `--minutes`), so a run of any length finishes its schedule;
 - an exponential moving average (EMA) of the weights is validated beside the raw weights, and
   whichever is best so far is written to `OUT/best.pth` (half precision, weights and config
-  only, < 16 MiB) at every validation, so a run that is cut off still leaves its weights.
+  only, < 16 MiB) at every validation, so a run that is cut off still leaves its weights;
+- the whole state (weights, EMA, optimizer, random generator, clock) goes to `OUT/last.pth`
+  at every validation too: the same command with `--resume` goes on from there.
 
 It warm-starts from `--init` (the shipped checkpoint by default) and keeps its architecture.
-The same code runs on the CPU (the tests do), with torch 2.11 or newer. `OUT/history.json`
+The same code runs on the CPU (the tests do, and so do the CPU sittings: `--device cpu
+--threads 1`, bf16 where the CPU multiplies it natively), with torch 2.11 or newer. `OUT/history.json`
 holds every validation and the run's facts: device, steps, crops, pixels and throughput.
 """
 
@@ -35,10 +38,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 import constants as C
-from model.checkpoint import load_model, save_checkpoint
+from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import list_images
 from model.device import pick_device
 from model.metrics import psnr
+from model.precision import native_bf16
 from model.unet import UNet
 from utils.files import write_json_atomic
 
@@ -71,8 +75,10 @@ class GpuTrainConfig:
     val_seconds: float = option(90.0, "validate, and save the best weights, this often")
     val_crop: int = option(512, "validation photos are centre crops of at most this side")
     device: str = option("", "cuda, mps or cpu; empty: the fastest available")
+    threads: int = option(0, "CPU threads of torch; 0: torch's default (all cores)")
     compile: str = option("auto", "torch.compile the network: auto (on CUDA), yes or no", ("auto", "yes", "no"))
     seed: int = option(C.SEED, "seed of crops, noise and validation noise")
+    resume: bool = option(False, "go on from OUT/last.pth (same command otherwise) instead of starting afresh")
 
 
 # ---------------------------------------------------------------- data resident on the device
@@ -194,7 +200,7 @@ class Trainer:
     def __init__(self, model: UNet, sampler: CropSampler, config: GpuTrainConfig, device: torch.device):
         self.model, self.sampler, self.config, self.device = model, sampler, config, device
         self.generator = sampler.generator
-        self.bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.bf16 = native_bf16(device)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
         self.ema = [p.detach().clone() for p in model.parameters()]
         self.net = model
@@ -218,6 +224,23 @@ class Trainer:
         with torch.no_grad():
             torch._foreach_lerp_(self.ema, [p.detach() for p in self.model.parameters()], 1 - self.config.ema_decay)
         return loss.detach()
+
+    def state(self) -> dict:
+        """What a resumed run needs besides the clock: weights, EMA, optimizer, generator, batch."""
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema,
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "batch_size": self.batch_size,
+        }
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        copy_into(self.ema, state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        self.batch_size = state["batch_size"]
 
     def measure_batch_size(self) -> dict[int, float]:
         """Crops per second of forward + backward for each candidate batch (eager, a few steps each)."""
@@ -255,7 +278,7 @@ class Trainer:
         saved = None
         if weights is not None:
             saved = [p.detach().clone() for p in self.model.parameters()]
-            copy_into(self.model, weights)
+            copy_into(list(self.model.parameters()), weights)
         self.model.eval()
         scores = []
         for noisy, clean, sigma in items:
@@ -264,13 +287,14 @@ class Trainer:
             scores.append(psnr(denoised.float().clamp(0, 1), clean))
         self.model.train()
         if saved is not None:
-            copy_into(self.model, saved)
+            copy_into(list(self.model.parameters()), saved)
         return torch.cat(scores).mean().item()
 
 
-def copy_into(model: torch.nn.Module, weights: list[torch.Tensor]) -> None:
-    for parameter, weight in zip(model.parameters(), weights, strict=True):
-        parameter.data.copy_(weight)
+def copy_into(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for target, source in zip(targets, sources, strict=True):
+            target.copy_(source)
 
 
 def synchronize(device: torch.device) -> None:
@@ -304,8 +328,11 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     """Run the schedule; return the run's facts (also written to OUT/history.json)."""
     started_at = time.time()
     device = pick_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    saved = load_checkpoint(out / "last.pth") if config.resume else None
     torch.manual_seed(config.seed)
     generator = torch.Generator(device).manual_seed(config.seed)
     if device.type == "cuda":
@@ -327,7 +354,9 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     model = model.to(memory_format=torch.channels_last).train()
     trainer = Trainer(model, sampler, config, device)
     flops = flops_per_crop(model, config.crop_size, device)
-    if not config.batch_size:
+    if saved:
+        trainer.restore(saved)
+    elif not config.batch_size:
         rates = trainer.measure_batch_size()
         best_rate = max(rates.values())
         trainer.batch_size = min(b for b, rate in rates.items() if rate >= 0.9 * best_rate)
@@ -336,10 +365,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     print(f"{name}: batch {trainer.batch_size} of {config.crop_size}x{config.crop_size}, {mode}, bf16 {trainer.bf16}")
 
-    # the schedule: clocked from here, validation and saving every val_seconds
-    best = {"psnr": trainer.validate(val_items), "weights": "init", "seconds": 0.0}
-    history = [{"seconds": 0.0, "step": 0, "val_psnr": best["psnr"], "val_psnr_ema": best["psnr"]}]
-    print(f"start: val PSNR {best['psnr']:.3f} dB")
+    # the schedule: clocked from here (or from where the saved run stopped), validation and saving every val_seconds
     facts = {
         "device": name,
         "train_photos": sampler.photos,
@@ -348,10 +374,18 @@ def train_gpu(config: GpuTrainConfig) -> dict:
         "crop_size": config.crop_size,
         "mode": mode,
     }
-    save_weights(out / "best.pth", model, list(model.parameters()), {"gpu_run": {**facts, "best": best}})
-    budget, step, last_step, loss_sum = 60 * config.minutes, 0, 0, torch.zeros((), device=device)
-    clock = time.perf_counter()
-    next_val, train_seconds = config.val_seconds, 0.0
+    if saved:
+        best, history, step, train_seconds = saved["best"], saved["history"], saved["step"], saved["seconds"]
+        print(f"resumed from {out / 'last.pth'} at {train_seconds:.0f} s, step {step}; best {best['psnr']:.3f} dB")
+    else:
+        best = {"psnr": trainer.validate(val_items), "weights": "init", "seconds": 0.0}
+        history = [{"seconds": 0.0, "step": 0, "val_psnr": best["psnr"], "val_psnr_ema": best["psnr"]}]
+        step, train_seconds = 0, 0.0
+        print(f"start: val PSNR {best['psnr']:.3f} dB")
+        save_weights(out / "best.pth", model, list(model.parameters()), {"gpu_run": {**facts, "best": best}})
+    budget, last_step, loss_sum = 60 * config.minutes, step, torch.zeros((), device=device)
+    next_val = (train_seconds // config.val_seconds + 1) * config.val_seconds
+    clock = time.perf_counter() - train_seconds
     while True:
         elapsed = time.perf_counter() - clock
         done = elapsed >= budget
@@ -377,6 +411,8 @@ def train_gpu(config: GpuTrainConfig) -> dict:
                     best = {"psnr": value, "weights": kind, "seconds": record["seconds"], "step": step}
                     save_weights(out / "best.pth", model, weights, {"gpu_run": {**facts, "best": best}})
             write_json_atomic(out / "history.json", {**facts, "best": best, "history": history})
+            progress = {"step": step, "seconds": train_seconds, "best": best, "history": history}
+            save_checkpoint(out / "last.pth", **trainer.state(), **progress, config=asdict(config))
             if not math.isfinite(loss):
                 print("stopping: the loss is not finite; best.pth holds the best weights before it")
                 break
@@ -427,7 +463,10 @@ def parse_args(argv: list[str] | None = None) -> GpuTrainConfig:
         choices = item.metadata["choices"] or None
         help_text = f"{item.metadata['help']} (default: {item.default!r})"
         flag = "--" + item.name.replace("_", "-")
-        parser.add_argument(flag, type=type(item.default), default=item.default, choices=choices, help=help_text)
+        if isinstance(item.default, bool):
+            parser.add_argument(flag, action="store_true", help=item.metadata["help"])
+        else:
+            parser.add_argument(flag, type=type(item.default), default=item.default, choices=choices, help=help_text)
     return GpuTrainConfig(**vars(parser.parse_args(argv)))
 
 

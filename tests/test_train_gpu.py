@@ -10,7 +10,7 @@ from PIL import Image
 
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.ship_weights import ship
-from model.train_gpu import CropSampler, GpuTrainConfig, learning_rate, tile_origins, train_gpu
+from model.train_gpu import CropSampler, GpuTrainConfig, learning_rate, main, tile_origins, train_gpu
 from model.unet import UNet
 from tests.conftest import make_folder
 
@@ -108,3 +108,20 @@ def test_photos_smaller_than_a_crop_are_left_out(pack, init, tmp_path):
     Image.new("RGB", (20, 20)).save(pack / "train" / "tiny.png")
     result = run(pack, init, tmp_path / "out", minutes=0.0)
     assert result["train_photos"] == 4 and result["train_megapixels"] == round(4 * 70 * 90 / 1e6, 1)
+
+
+def test_resume_goes_on_from_the_saved_state(pack, init, tmp_path):
+    out = tmp_path / "out"
+    first = run(pack, init, out, minutes=0.03, val_seconds=0.5, lr=1e-3)
+    assert torch.load(out / "last.pth", weights_only=True)["step"] == first["steps"]
+    again = run(pack, init, out, minutes=0.03, val_seconds=0.5, lr=1e-3, resume=True)  # nothing left to train
+    assert again["steps"] == first["steps"] and again["history"][: len(first["history"])] == first["history"]
+    assert again["history"][-1]["val_psnr"] == pytest.approx(first["history"][-1]["val_psnr"], abs=1e-4)
+    longer = run(pack, init, out, minutes=0.06, val_seconds=0.5, lr=1e-3, resume=True)
+    assert longer["steps"] > first["steps"] and longer["train_seconds"] >= 0.06 * 60
+    assert [h["step"] for h in longer["history"]] == sorted(h["step"] for h in longer["history"])
+
+
+def test_resume_without_a_saved_state_is_a_one_line_error(pack, init, tmp_path):
+    with pytest.raises(SystemExit, match="last.pth: no such checkpoint file"):
+        main(["--pack", str(pack), "--init", str(init), "--out", str(tmp_path / "new"), "--device", "cpu", "--resume"])
