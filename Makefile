@@ -2,6 +2,7 @@
 #   make demo   set up .venv, train on the embedded photos, evaluate, plot into image/
 #   make test   set up .venv, run the test suite (what CI runs, with make lint)
 #   make test-fast  the inner loop: every test but those marked slow (under a minute)
+#   make notebook   open animal_img_denoising.ipynb in JupyterLab, with .venv's Python as its kernel
 
 PYTHON := .venv/bin/python
 VENV := .venv/.installed
@@ -12,7 +13,7 @@ $(VENV): requirements.txt
 	.venv/bin/pip install --quiet -r requirements.txt
 	touch $(VENV)
 
-.PHONY: demo test test-fast lint
+.PHONY: demo test test-fast lint notebook
 demo: $(VENV)
 	$(PYTHON) -m model.train --data-dir data/demo --out-dir runs/demo --resume \
 		--base-channels 32 --crop-size 96 --repeats 6 --epochs 8
@@ -23,6 +24,10 @@ test: $(VENV)
 
 test-fast: $(VENV)
 	$(PYTHON) -m pytest -m "not slow"
+
+# JupyterLab refuses to run as root (containers) unless told; NOTEBOOK_ARGS adds options (the test's port)
+notebook: $(VENV)
+	.venv/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(NOTEBOOK_ARGS) animal_img_denoising.ipynb
 
 lint: $(VENV)
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
