@@ -43,7 +43,7 @@ from model.checkpoint import load_model
 from model.dataset import image_seed
 from model.denoise import PRECISIONS, denoise_array
 from model.metrics import psnr, ssim
-from utils.split_data import default_split
+from model.split import default_split
 
 SIGMAS = {"5/255": 5 / 255, "10/255": 10 / 255, "15/255": 15 / 255, "25/255": 25 / 255, "50/255": 50 / 255, "0.5": 0.5}
 ORIGINAL_RECIPE = C.RUNS_DIR / "original_recipe" / "best.pth"

@@ -26,8 +26,8 @@ from benchmarks.train_pretrained import RECIPES
 from model.checkpoint import load_model
 from model.denoise import denoise_array
 from model.metrics import psnr, psnr_y, ssim
+from model.plots import plot_grid
 from model.train import TrainConfig
-from utils.plots import plot_grid
 
 TASK_RUNS = [name for name, config in RECIPES.items() if config.task != "denoise"]
 

@@ -30,8 +30,8 @@ import constants as C
 from model.dataset import NoisyImageDataset
 from model.distributed import EpochSampler
 from model.precision import native_bf16
+from model.split import default_split
 from model.unet import UNet
-from utils.split_data import default_split
 
 BATCH, CROP = 16, 128
 MODELS = {

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from model.files import atomic_write
 from model.unet import UNet
-from utils.files import atomic_write
 
 FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # added by DistributedDataParallel / torch.compile

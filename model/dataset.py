@@ -20,9 +20,9 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from constants import IMAGE_EXTENSIONS, NOISE_SIGMA, SEED
+from model.files import atomic_write
 from model.tasks import Denoise, Task
 from model.unet import pad_bottom_right
-from utils.files import atomic_write
 
 
 class ImageReadError(ValueError):

@@ -20,11 +20,11 @@ import constants as C
 from model.checkpoint import CheckpointError, load_model
 from model.dataset import NoisyImageDataset, split_datasets
 from model.device import pick_device
+from model.files import write_json_atomic
 from model.metrics import psnr, ssim
+from model.plots import plot_predictions
+from model.split import load_split
 from model.train import TrainConfig
-from utils.files import write_json_atomic
-from utils.plots import plot_predictions
-from utils.split_data import load_split
 
 ROWS_PER_GRID = 4
 

@@ -19,8 +19,8 @@ import torch
 
 import constants as C
 from model.checkpoint import CheckpointError, load_model
+from model.files import atomic_write
 from model.unet import UNet
-from utils.files import atomic_write
 
 TOLERANCE = 1e-4
 

@@ -15,7 +15,7 @@ import numpy as np
 import png
 from PIL import Image
 
-from utils.files import atomic_write
+from model.files import atomic_write
 
 MIN_SIDE = 8  # smaller images have no texture to denoise and no room for the noise estimate
 MAX_MEGAPIXELS = 100.0  # default limit; larger photos need --max-megapixels (they are tiled anyway)

@@ -32,14 +32,14 @@ from model import distributed
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import split_datasets
 from model.device import pick_device
+from model.files import write_json_atomic
 from model.losses import PIXEL_LOSSES, TrainingLoss
 from model.metrics import psnr
+from model.plots import plot_history
 from model.precision import AMP_CHOICES, AMP_DTYPES, resolve_amp
+from model.split import default_split, load_split
 from model.tasks import Colorize, Denoise, SuperResolution, Task
 from model.unet import UNet
-from utils.files import write_json_atomic
-from utils.plots import plot_history
-from utils.split_data import default_split, load_split
 
 
 class TrainingDiverged(RuntimeError):

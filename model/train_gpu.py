@@ -41,10 +41,10 @@ import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import list_images
 from model.device import pick_device
+from model.files import write_json_atomic
 from model.metrics import psnr
 from model.precision import native_bf16
 from model.unet import UNet
-from utils.files import write_json_atomic
 
 VAL_SIGMAS = (5 / 255, 15 / 255, 25 / 255, 50 / 255)  # the light noise of most photos, and the literature's
 BATCH_CANDIDATES = (16, 32, 64, 128, 256)

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from model.dataset import PairedImageDataset
+from model.split import make_split
 from utils.add_noise import add_noise
-from utils.split_data import make_split
 
 
 def test_pairs_are_written_reproducibly_and_load_as_a_paired_dataset(tmp_path, image_folder):

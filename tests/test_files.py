@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from utils.files import atomic_write, write_json_atomic
+from model.files import atomic_write, write_json_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -17,7 +17,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 def test_written_files_get_normal_permissions_not_private_temp_ones(tmp_path):
     import os
 
-    from utils.files import atomic_write
+    from model.files import atomic_write
 
     with atomic_write(tmp_path / "out.txt", "w") as file:
         file.write("x")

@@ -1,6 +1,7 @@
 """Inference stays light: loading the denoiser (or torch.hub, or the ONNX export, or the GPU
 trainer on a bare GPU machine) never pulls in the training loop, DDP or matplotlib."""
 
+import ast
 import subprocess
 import sys
 
@@ -17,3 +18,16 @@ def test_entry_point_imports_without_the_training_stack(module):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == []
+
+
+def imported_modules(path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return names | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+def test_the_library_never_imports_the_scripts():
+    """utils/ (data preparation) and benchmarks/ use model/; model/ imports neither (DESIGN.md)."""
+    for path in [*sorted((ROOT / "model").glob("*.py")), ROOT / "hubconf.py"]:
+        scripts = {m for m in imported_modules(path) if m.split(".")[0] in ("utils", "benchmarks")}
+        assert not scripts, f"{path.name} imports {sorted(scripts)}"

@@ -1,7 +1,7 @@
 import pytest
 
-from utils.files import write_json_atomic
-from utils.split_data import SPLITS, load_split, make_split
+from model.files import write_json_atomic
+from model.split import SPLITS, load_split, make_split
 
 
 def snapshot(folder):

@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 
 from constants import NOISE_SIGMA, SEED
 from model.dataset import ImageReadError, image_seed, load_image, save_png
+from model.files import write_json_atomic
+from model.split import load_split
 from model.tasks import add_gaussian_noise
-from utils.files import write_json_atomic
-from utils.split_data import load_split
 
 
 def add_noise(

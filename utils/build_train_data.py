@@ -40,11 +40,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from constants import DATA_DIR, DEMO_DIR, SEED
+from model.files import atomic_write, write_json_atomic
 from model.noise_level import estimate_sigma
-from utils.files import atomic_write, write_json_atomic
+from model.split import default_split
 from utils.packages import deb_files, deb_version, download, largest_jpeg, parse_credits, read_rcc, refuse_reserved
 from utils.photo_catalog import EVALUATION_PHOTOS, SKIMAGE_PHOTOS, SOURCES, Source
-from utils.split_data import default_split
 
 OUT_DIR = DATA_DIR / "pretrain"
 DEBS_DIR = DATA_DIR / "debs"

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from constants import AFHQ_DIR, KAGGLE_DATASET
-from utils.split_data import is_afhq_layout
+from model.split import is_afhq_layout
 
 MANUAL_STEPS = (
     f"download https://www.kaggle.com/datasets/{KAGGLE_DATASET} by hand, then run "

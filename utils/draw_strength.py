@@ -24,7 +24,7 @@ def draw(path: Path = C.IMAGE_DIR / "strength_example.png") -> Path:
     import matplotlib.pyplot as plt
     import skimage.data
 
-    from utils.plots import save_figure
+    from model.plots import save_figure
 
     clean = skimage.data.chelsea()[40:232, 80:336].astype(np.float32) / 255
     noisy = clean + np.random.default_rng(C.SEED).normal(0, SIGMA, clean.shape).astype(np.float32)

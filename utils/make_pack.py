@@ -33,8 +33,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from constants import DATA_DIR, ROOT_DIR, SEED
+from model.files import atomic_write, write_json_atomic
 from model.train_gpu import GpuTrainConfig, centre_crop
-from utils.files import atomic_write, write_json_atomic
 
 PRETRAIN_DIR = DATA_DIR / "pretrain"
 PACK_DIR = DATA_DIR / "pack"

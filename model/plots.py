@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # files only; the notebook shows them with IPython.displa
 import matplotlib.pyplot as plt
 import torch
 
+from model.files import atomic_write
 from model.metrics import psnr
-from utils.files import atomic_write
 
 
 def save_figure(figure: plt.Figure, path: str | Path) -> Path:
