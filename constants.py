@@ -19,6 +19,7 @@ CHECKPOINT_PATH = STORAGE_DIR / "trained_unet.pth"  # shipped weights; training 
 DEMO_DIR = ROOT_DIR / "data" / "demo"  # embedded photos, tracked in git
 AFHQ_DIR = DATA_DIR / "afhq"  # where utils/download.py puts AFHQ
 SPLITS_DIR = DATA_DIR / "splits"  # split manifests
+PRETRAIN_DIR = DATA_DIR / "pretrain"  # the shipped denoiser's training set (utils/build_train_data.py)
 KAGGLE_DATASET = "andrewmvd/animal-faces"
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

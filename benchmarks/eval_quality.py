@@ -14,7 +14,7 @@ name and sigma. Every output is clipped to [0, 1] before scoring. Methods:
 - CBM3D: the `bm3d` package given the true sigma;
 - NLM: scikit-image non-local means, its strength h tuned per sigma on a training photo;
 - original recipe: the original U-Net and settings, trained on the same data for the same
-  budget (benchmarks/train_pretrained.py --recipe original; skipped if not trained);
+  budget (model/recipes.py --recipe original; skipped if not trained);
 - previous (with --previous PATH): other weights given the true sigma, such as the checkpoint
   that new weights would replace;
 - ours: model/storage/trained_unet.pth (or --weights) given the true sigma; ours x8 the same averaged over

@@ -3,7 +3,7 @@
     python -m benchmarks.eval_tasks                      # every fine-tuned run that exists
     python -m benchmarks.eval_tasks --runs sr-x2 sr-x2-continued
 
-Runs come from `python -m benchmarks.train_pretrained --recipe sr-x2 | sr-x4 | colorize`
+Runs come from `python -m model.recipes --recipe sr-x2 | sr-x4 | colorize`
 (their best.pth). Images: the embedded demo test split and the standard offline photos of
 benchmarks/eval_quality.py. Super-resolution is scored as SR papers do (PSNR on the BT.601 Y
 channel with `scale` border pixels shaved) and on RGB, against bicubic upscaling of the same
@@ -22,11 +22,11 @@ import torch
 
 import constants as C
 from benchmarks.eval_quality import demo_test_photos, machine, standard_photos
-from benchmarks.train_pretrained import RECIPES
 from model.checkpoint import load_model
 from model.denoise import denoise_array
 from model.metrics import psnr, psnr_y, ssim
 from model.plots import plot_grid
+from model.recipes import RECIPES
 from model.train import TrainConfig
 
 TASK_RUNS = [name for name, config in RECIPES.items() if config.task != "denoise"]
@@ -94,9 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     names = args.runs or [n for n in TASK_RUNS if (C.ROOT_DIR / RECIPES[n].out_dir / "best.pth").exists()]
     if not names:
-        raise SystemExit(
-            "error: no fine-tuned run found; train one with python -m benchmarks.train_pretrained --recipe sr-x2"
-        )
+        raise SystemExit("error: no fine-tuned run found; train one with python -m model.recipes --recipe sr-x2")
     sets = {"demo-test": demo_test_photos(), "standard": standard_photos()}
     rows = [row for name in names for row in evaluate_run(name, sets)]
     print(f"\nBaseline: bicubic (SR) or the gray input (colorization); {datetime.date.today()}, {machine()}\n")

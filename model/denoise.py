@@ -49,7 +49,7 @@ def load_pretrained(device: str | torch.device | None = None) -> UNet:
     if not C.CHECKPOINT_PATH.exists():
         raise FileNotFoundError(
             f"{C.CHECKPOINT_PATH.relative_to(C.ROOT_DIR)}: no pretrained checkpoint; "
-            "train one with `python -m benchmarks.train_pretrained`"
+            "train one with `python -m model.recipes`"
         )
     model, _ = load_model(C.CHECKPOINT_PATH, pick_device(str(device or "")))
     return fastest_layout(model)

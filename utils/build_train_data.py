@@ -39,14 +39,14 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from constants import DATA_DIR, DEMO_DIR, SEED
+from constants import DATA_DIR, DEMO_DIR, PRETRAIN_DIR, SEED
 from model.files import atomic_write, write_json_atomic
 from model.noise_level import estimate_sigma
 from model.split import default_split
 from utils.packages import deb_files, deb_version, download, largest_jpeg, parse_credits, read_rcc, refuse_reserved
 from utils.photo_catalog import EVALUATION_PHOTOS, SKIMAGE_PHOTOS, SOURCES, Source
 
-OUT_DIR = DATA_DIR / "pretrain"
+OUT_DIR = PRETRAIN_DIR
 DEBS_DIR = DATA_DIR / "debs"
 MAX_NOISE = 1 / 255  # a clean target may hold at most this much noise of its own
 HASH_DISTANCE = 10  # of 64 bits: closer perceptual hashes are the same photo

@@ -1,16 +1,16 @@
 """The exact recipes behind the shipped checkpoint model/storage/trained_unet.pth, its baseline
 and the fine-tunes that reuse it.
 
-    python -m benchmarks.train_pretrained                    # ours: trains (or resumes) runs/pretrained
-    python -m benchmarks.train_pretrained --recipe original  # the original recipe, same data and budget
-    python -m benchmarks.train_pretrained --recipe ours-continued  # a second sitting of ours from its best weights
-    python -m benchmarks.train_pretrained --recipe ours-continued-2  # a third sitting from the second's best
-    python -m benchmarks.train_pretrained --recipe ours-continued-2 --export  # its best weights -> model/storage
-    python -m benchmarks.train_pretrained --recipe sr-x2     # fine-tune the shipped weights: x2 super-resolution
-    python -m benchmarks.train_pretrained --recipe sr-x4     # ... x4 super-resolution
-    python -m benchmarks.train_pretrained --recipe colorize  # ... colorization
+    python -m model.recipes                    # ours: trains (or resumes) runs/pretrained
+    python -m model.recipes --recipe original  # the original recipe, same data and budget
+    python -m model.recipes --recipe ours-continued  # a second sitting of ours from its best weights
+    python -m model.recipes --recipe ours-continued-2  # a third sitting from the second's best
+    python -m model.recipes --recipe ours-continued-2 --export  # its best weights -> model/storage
+    python -m model.recipes --recipe sr-x2     # fine-tune the shipped weights: x2 super-resolution
+    python -m model.recipes --recipe sr-x4     # ... x4 super-resolution
+    python -m model.recipes --recipe colorize  # ... colorization
 
-Every recipe trains on the offline set of utils/build_train_data.py (built first if missing)
+Every recipe trains on the offline set of `python -m utils.build_train_data` (data/pretrain)
 for a budget of training minutes, on one CPU thread by default, so `ours` and `original` can
 run side by side on a 2-core machine with the same compute. Training resumes from last.pth,
 so a budget can be spread over several sittings; it counts training time only.
@@ -26,9 +26,8 @@ from pathlib import Path
 import constants as C
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.train import TrainConfig, train
-from utils import build_train_data
 
-SPLIT_FILE = build_train_data.OUT_DIR / "split.json"
+SPLIT_FILE = C.PRETRAIN_DIR / "split.json"
 RECIPES = {
     # sigma-map residual U-Net without batch norm, trained blind over sigma in [0, 0.5]
     "ours": TrainConfig(
@@ -174,7 +173,7 @@ def main() -> None:
         print(f"wrote {export(Path(RECIPES[args.recipe].out_dir))}")
         return
     if not SPLIT_FILE.exists():
-        build_train_data.main([])
+        raise SystemExit(f"error: {SPLIT_FILE} not found; build the training set with python -m utils.build_train_data")
     config = RECIPES[args.recipe]
     started = time.time()
     result = train(
