@@ -32,13 +32,3 @@ SEED = 0
 RETAIN = 0.1
 TEST_SIZE = 50
 DEMO_TEST_SIZE = 12  # val and test images each, for small folders such as the demo set
-
-# Training (the original's values where they are sound)
-EPOCHS = 10
-BATCH_SIZE = 16
-EVAL_BATCH_SIZE = 4
-LEARNING_RATE = 1e-3
-CROP_SIZE = 128  # random training crop; the original resized to 224 instead
-EVAL_CROP_SIZE = 256  # centre crop for validation during training
-GRAD_CLIP = 1.0
-MAX_BAD_STEPS = 10  # consecutive non-finite losses before training stops

@@ -9,7 +9,6 @@ Noise is seeded per image and the noisy input is not clipped (unless the run tra
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +87,7 @@ def markdown_table(rows: list[dict]) -> str:
 def run_config(checkpoint: dict) -> TrainConfig:
     """The TrainConfig a checkpoint was trained with (fields it lacks keep today's defaults;
     fields this version no longer has are ignored), so evaluation degrades images as training did."""
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    stored = checkpoint.get("train_config") or {}
-    return TrainConfig(**{key: value for key, value in stored.items() if key in known})
+    return TrainConfig.from_dict(checkpoint.get("train_config") or {})
 
 
 def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = C.IMAGE_DIR) -> list[dict]:

@@ -45,7 +45,11 @@ def plot_history(history: Sequence[dict], path: str | Path) -> Path:
 def plot_grid(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequence[str]], path: str | Path) -> Path:
     """Images (3, H, W) in [0, 1] laid out in rows, each with a title; values are clipped for display."""
     columns = max(len(row) for row in rows)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(3.4 * columns, 3.4 * len(rows)), squeeze=False)
+    # each row as tall as its tallest image at 3.4 inches wide (plus its titles), so no empty bands
+    heights = [3.4 * max(image.shape[-2] / image.shape[-1] for image in row) + 0.4 for row in rows]
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(3.4 * columns, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for axis_row, images, names in zip(axes, rows, titles, strict=True):
         for axis in axis_row:
             axis.axis("off")
@@ -67,14 +71,18 @@ def plot_predictions(
 
     Noisy inputs are clipped for display only; their PSNR is computed unclipped.
     """
-    titles = []
-    for row, (noisy_image, denoised_image, clean_image) in enumerate(zip(noisy, denoised, clean, strict=True)):
-        label = f"{names[row]}: " if names else ""
-        titles.append(
-            [
-                f"{label}noisy ({psnr(noisy_image, clean_image).item():.2f} dB)",
-                f"denoised ({psnr(denoised_image, clean_image).item():.2f} dB)",
-                "clean",
-            ]
-        )
+    titles = [
+        prediction_titles(*images, names[row] if names else "")
+        for row, images in enumerate(zip(noisy, denoised, clean, strict=True))
+    ]
     return plot_grid(list(zip(noisy, denoised, clean, strict=True)), titles, path)
+
+
+def prediction_titles(noisy: torch.Tensor, denoised: torch.Tensor, clean: torch.Tensor, name: str = "") -> list[str]:
+    """Titles of one noisy | denoised | clean row: what each image is, and its PSNR against the clean one."""
+    label = f"{name}: " if name else ""
+    return [
+        f"{label}noisy ({psnr(noisy, clean).item():.2f} dB)",
+        f"denoised ({psnr(denoised, clean).item():.2f} dB)",
+        "clean",
+    ]

@@ -26,17 +26,14 @@ from pathlib import Path
 import constants as C
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.train import TrainConfig, train
+from model.unet import UNetConfig
 
 SPLIT_FILE = C.PRETRAIN_DIR / "split.json"
 RECIPES = {
     # sigma-map residual U-Net without batch norm, trained blind over sigma in [0, 0.5]
     "ours": TrainConfig(
         out_dir=str(C.RUNS_DIR / "pretrained"),
-        base_channels=32,
-        depth=4,
-        noise_level_input=True,
-        residual=True,
-        batch_norm=False,
+        model=UNetConfig(base_channels=32, depth=4, noise_level_input=True, residual=True, batch_norm=False),
         sigma=0.0,
         sigma_max=0.5,
         sigma_power=2.0,  # P(sigma < 25/255) = 44% instead of 20%: low levels are not starved

@@ -11,8 +11,8 @@ writes the shipped checkpoint model/storage/trained_unet.pth.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import functools
 import math
 import random
 import time
@@ -30,16 +30,17 @@ from tqdm.auto import tqdm
 import constants as C
 from model import distributed
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from model.config_flags import group, option, parse_flags
 from model.dataset import split_datasets
 from model.device import pick_device
 from model.files import write_json_atomic
 from model.losses import PIXEL_LOSSES, TrainingLoss
 from model.metrics import psnr
-from model.plots import plot_history
+from model.plots import plot_history, plot_predictions
 from model.precision import AMP_CHOICES, AMP_DTYPES, resolve_amp
 from model.split import default_split, load_split
 from model.tasks import Colorize, Denoise, SuperResolution, Task
-from model.unet import UNet
+from model.unet import UNet, UNetConfig
 
 
 class TrainingDiverged(RuntimeError):
@@ -48,62 +49,64 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    data_dir: str = ""  # empty: AFHQ if downloaded, else data/demo
-    split_file: str = ""  # a manifest from utils/split_data.py; empty: the default split of data_dir
-    out_dir: str = str(C.RUNS_DIR / "latest")
-    image_dir: str = str(C.IMAGE_DIR)
-    # model (the defaults are the original project's U-Net)
-    base_channels: int = 64
-    depth: int = 4
-    noise_level_input: bool = False
-    residual: bool = False
-    batch_norm: bool = True
-    final_activation: str = "none"  # or sigmoid (not with residual)
-    # task: denoise, sr (super-resolution) or colorize; fine-tuning starts from --init weights
-    task: str = "denoise"
-    scale: int = 2  # sr: downscaling factor
-    sr_noise: float = 0.0  # sr: noise sigma added at low resolution
-    init: str = ""  # a checkpoint to start from (its architecture is used)
-    freeze_epochs: int = 0  # > 0: encoder frozen this many epochs, then unfrozen a level per epoch
-    encoder_lr_factor: float = 1.0  # encoder learning rate = lr * this (e.g. 0.1 when fine-tuning)
-    # noise
-    sigma: float = C.NOISE_SIGMA
-    sigma_max: float = -1.0  # > sigma: train on sigma in [sigma, sigma_max]
-    sigma_power: float = 1.0  # sigma = sigma + (sigma_max - sigma) * u**power; > 1 favours low levels
-    clip_noisy: bool = False
-    # optimisation
-    epochs: int = C.EPOCHS
-    batch_size: int = C.BATCH_SIZE
-    eval_batch_size: int = C.EVAL_BATCH_SIZE
-    lr: float = C.LEARNING_RATE
-    loss: str = "mse"  # mse, l1 or charbonnier
-    perceptual_weight: float = 0.0  # > 0: add a VGG16 feature loss (needs the ImageNet weights locally)
-    crop_size: int = C.CROP_SIZE
-    eval_crop_size: int = C.EVAL_CROP_SIZE
-    repeats: int = 1  # random crops per image per epoch
-    grad_clip: float = C.GRAD_CLIP
-    max_bad_steps: int = C.MAX_BAD_STEPS
-    max_minutes: float = 0.0  # > 0: stop after the epoch in which the run's training time passes this
-    # run
-    seed: int = C.SEED
-    device: str = ""  # empty: cuda, else mps, else cpu
-    amp: str = "none"  # none, bf16, fp16 (autocast; fp16 adds a gradient scaler) or auto (see resolve_amp)
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the model (slow start, faster steps on some machines)
-    threads: int = 0  # > 0: torch.set_num_threads
-    num_workers: int = 0
-    cache_images: bool = False  # keep decoded training images in RAM
-    resume: bool = False
+    """One training run: every field is a `python -m model.train` flag, with this help.
 
-    def model_config(self) -> dict:
-        return {
-            "base_channels": self.base_channels,
-            "depth": self.depth,
-            "noise_level_input": self.noise_level_input,
-            "residual": self.residual,
-            "batch_norm": self.batch_norm,
-            "final_activation": self.final_activation,
-        }
+    The defaults are the original project's network and settings where they are sound;
+    `model/recipes.py` holds the recorded recipes of the shipped weights.
+    """
+
+    data_dir: str = option(
+        "", "photo folder (AFHQ layout or folder per class); empty: AFHQ if downloaded, else data/demo"
+    )
+    split_file: str = option("", "a manifest from utils/split_data.py; empty: the default split of data_dir")
+    out_dir: str = option(str(C.RUNS_DIR / "latest"), "run folder: best.pth, last.pth, history.json, split.json")
+    image_dir: str = option(str(C.IMAGE_DIR), "where the loss plot and validation predictions go")
+    model: UNetConfig = group(UNetConfig, "network (ignored with --init, which brings its own)")
+    # task: what the network learns to undo; fine-tuning starts from --init weights
+    task: str = option("denoise", "denoise, sr (super-resolution) or colorize", ("denoise", "sr", "colorize"))
+    scale: int = option(2, "sr: downscaling factor")
+    sr_noise: float = option(0.0, "sr: noise sigma added at low resolution")
+    init: str = option("", "a checkpoint to start from (its architecture is used)")
+    freeze_epochs: int = option(0, "> 0: encoder frozen this many epochs, then unfrozen a level per epoch")
+    encoder_lr_factor: float = option(1.0, "encoder learning rate = lr * this (e.g. 0.1 when fine-tuning)")
+    # noise
+    sigma: float = option(C.NOISE_SIGMA, "noise sigma on the [0, 1] scale (the lowest, with sigma_max)")
+    sigma_max: float = option(-1.0, "> sigma: train on every sigma in [sigma, sigma_max] (a blind denoiser)")
+    sigma_power: float = option(1.0, "sigma + (sigma_max - sigma) * u**power, u uniform; > 1 favours low levels")
+    clip_noisy: bool = option(False, "clip noisy inputs to [0, 1] (the original did)")
+    # optimisation
+    epochs: int = option(10, "epochs (the cosine schedule spans them)")
+    batch_size: int = option(16, "crops per step, over all processes")
+    eval_batch_size: int = option(4, "validation images per batch")
+    lr: float = option(1e-3, "peak learning rate (Adam), cosine down to lr/100")
+    loss: str = option("mse", "pixel loss", tuple(PIXEL_LOSSES))
+    perceptual_weight: float = option(0.0, "> 0: add a VGG16 feature loss (needs the ImageNet weights locally)")
+    crop_size: int = option(128, "side of the random training crops (the original resized to 224)")
+    eval_crop_size: int = option(256, "side of the validation centre crops")
+    repeats: int = option(1, "random crops per image per epoch")
+    grad_clip: float = option(1.0, "gradient norm clipping")
+    max_bad_steps: int = option(10, "non-finite losses in a row before training stops")
+    max_minutes: float = option(0.0, "> 0: stop after the epoch in which the run's training time passes this")
+    prediction_epochs: str = option("first,middle,last", "epochs whose validation predictions are drawn")
+    # run
+    seed: int = option(C.SEED, "seed of the split, crops and noise")
+    device: str = option("", "cuda, mps or cpu; empty: cuda, else mps, else cpu")
+    amp: str = option("none", "autocast precision; fp16 adds a gradient scaler; auto: bf16 where native", AMP_CHOICES)
+    channels_last: bool = option(False, "channels_last memory format (faster on some CPUs and GPUs)")
+    compile: bool = option(False, "torch.compile the model (slow start, faster steps on some machines)")
+    threads: int = option(0, "> 0: torch.set_num_threads")
+    num_workers: int = option(0, "DataLoader worker processes")
+    cache_images: bool = option(False, "keep decoded training images in RAM")
+    resume: bool = option(False, "continue the run in out_dir from its last.pth")
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> TrainConfig:
+        """The config a checkpoint stored, nested or (before UNetConfig) flat; unknown keys are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)} | NETWORK_FIELDS
+        values = {key: value for key, value in stored.items() if key in known}
+        if isinstance(values.get("model"), dict):
+            values["model"] = UNetConfig(**values["model"])
+        return cls(**values)
 
     def make_task(self) -> Task:
         if self.task == "denoise":
@@ -114,6 +117,25 @@ class TrainConfig:
         if self.task == "colorize":
             return Colorize()
         raise ValueError(f"task must be denoise, sr or colorize, got {self.task!r}")
+
+
+NETWORK_FIELDS = {f.name for f in dataclasses.fields(UNetConfig)}
+
+
+def accept_network_fields(init):
+    """TrainConfig(base_channels=32, ...) and dataclasses.replace(config, depth=3) set the nested
+    network config, so configs read as flat as before UNetConfig."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs) -> None:
+        network = {key: kwargs.pop(key) for key in list(kwargs) if key in NETWORK_FIELDS}
+        init(self, *args, **kwargs)
+        self.model = dataclasses.replace(self.model, **network)
+
+    return wrapper
+
+
+TrainConfig.__init__ = accept_network_fields(TrainConfig.__init__)
 
 
 def encoder_levels(model: UNet) -> list[nn.Module]:
@@ -160,16 +182,214 @@ def restore_rng_states(states: dict) -> None:
 def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict:
     """Per-image MSE and PSNR (denoised and noisy input), averaged over every process's share."""
     model.eval()
-    totals = [0.0, 0.0, 0.0, 0.0]  # mse, psnr, noisy psnr, images
+    mse = psnr_sum = noisy_sum = count = 0.0
     for noisy, clean, sigma in loader:
         noisy, clean = noisy.to(device), clean.to(device)
         denoised = model(noisy, sigma.to(device))
-        totals[0] += F.mse_loss(denoised, clean, reduction="none").flatten(1).mean(1).sum().item()
-        totals[1] += psnr(denoised, clean).sum().item()
-        totals[2] += psnr(noisy, clean).sum().item()
-        totals[3] += len(noisy)
-    mse, psnr_sum, noisy_sum, count = distributed.all_reduce(totals)
+        mse += F.mse_loss(denoised, clean, reduction="none").flatten(1).mean(1).sum().item()
+        psnr_sum += psnr(denoised, clean).sum().item()
+        noisy_sum += psnr(noisy, clean).sum().item()
+        count += len(noisy)
+    mse, psnr_sum, noisy_sum, count = distributed.all_reduce([mse, psnr_sum, noisy_sum, count])
     return {"val_loss": mse / count, "val_psnr": psnr_sum / count, "val_psnr_noisy": noisy_sum / count}
+
+
+@dataclass
+class Session:
+    """Everything one training process holds while it runs; built by `start_session`."""
+
+    config: TrainConfig
+    device: torch.device
+    amp: str
+    world_size: int
+    main_process: bool
+    datasets: dict
+    sampler: distributed.EpochSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    model: UNet
+    net: nn.Module  # the model as trained: wrapped for DDP and/or compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loss_function: TrainingLoss
+
+    def log(self, message: str) -> None:
+        if self.main_process:
+            print(message)
+
+
+def memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.preserve_format
+
+
+def check_config(config: TrainConfig, world_size: int) -> None:
+    """Refuse settings that cannot work, before any data is read."""
+    if (Path(config.out_dir) / "last.pth").exists() and not config.resume:
+        raise FileExistsError(f"{config.out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
+    if config.loss not in PIXEL_LOSSES or config.amp not in AMP_CHOICES:
+        raise ValueError(f"loss must be one of {list(PIXEL_LOSSES)} and amp one of {list(AMP_CHOICES)}")
+    if world_size > 1 and config.freeze_epochs > 0:
+        raise ValueError("freezing layers is not supported with several processes (DDP); use one process")
+    if config.batch_size % world_size:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the {world_size} processes")
+
+
+def make_loaders(config: TrainConfig, rank: int, world_size: int, device: torch.device) -> tuple:
+    """(datasets, sampler, train loader, val loader); the split is saved with the run, so evaluation
+    later uses exactly the same images."""
+    manifest = (
+        load_split(config.split_file) if config.split_file else default_split(config.data_dir or None, config.seed)
+    )
+    if rank == 0:
+        write_json_atomic(Path(config.out_dir) / "split.json", manifest)
+    datasets = split_datasets(
+        manifest,
+        crop_size=config.crop_size,
+        eval_crop_size=config.eval_crop_size,
+        repeats=config.repeats,
+        seed=config.seed,
+        cache=config.cache_images,
+        task=config.make_task(),  # the noise level, its sampling and clipping live in the task
+    )
+    options = {"num_workers": config.num_workers, "pin_memory": device.type == "cuda"}
+    options["persistent_workers"] = config.num_workers > 0
+    sampler = distributed.EpochSampler(datasets["train"], config.seed)
+    train_loader = DataLoader(
+        datasets["train"], config.batch_size // world_size, sampler=sampler, drop_last=True, **options
+    )
+    val_share = Subset(datasets["val"], range(rank, len(datasets["val"]), world_size))
+    if len(train_loader) == 0:
+        raise ValueError(f"{len(datasets['train'])} training images is fewer than one batch of {config.batch_size}")
+    return datasets, sampler, train_loader, DataLoader(val_share, config.eval_batch_size, **options)
+
+
+def start_session(config: TrainConfig) -> Session:
+    """Device, precision, seeds, data, model and optimizer of one training process."""
+    rank, world_size, _ = distributed.world()
+    check_config(config, world_size)
+    device = distributed.init(pick_device(config.device))
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    datasets, sampler, train_loader, val_loader = make_loaders(config, rank, world_size, device)
+    model = load_model(config.init, device)[0] if config.init else UNet(config.model)  # init brings its network
+    model = model.to(device, memory_format=memory_format(config))
+    encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in encoder], "lr": config.lr},
+        {"params": [p for p in model.parameters() if id(p) in encoder], "lr": config.lr * config.encoder_lr_factor},
+    ]
+    optimizer = torch.optim.Adam(groups)
+    amp = resolve_amp(config.amp, device)
+    # gradients are averaged over processes in backward(); one process trains the model as is
+    net = DistributedDataParallel(model) if world_size > 1 else model
+    return Session(
+        config=config,
+        device=device,
+        amp=amp,
+        world_size=world_size,
+        main_process=rank == 0,
+        datasets=datasets,
+        sampler=sampler,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        model=model,
+        net=torch.compile(net) if config.compile else net,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr / 100),
+        # fp16 needs loss scaling so small gradients do not flush to zero; bf16 has fp32's range
+        scaler=torch.amp.GradScaler(device.type, enabled=amp == "fp16"),
+        loss_function=TrainingLoss(config.loss, config.perceptual_weight).to(device),
+    )
+
+
+def train_epoch(run: Session, epoch: int, step: int) -> dict:
+    """One pass over the training crops; a non-finite loss skips its batch, many in a row stop the run.
+    Returns the epoch's mean loss, skipped batches and seconds, and the step count after it."""
+    run.net.train()
+    run.sampler.set_epoch(epoch)
+    started, losses, skipped, bad_in_a_row = time.time(), [], 0, 0
+    progress = tqdm(
+        run.train_loader, desc=f"epoch {epoch}/{run.config.epochs}", leave=False, disable=not run.main_process
+    )
+    for noisy, clean, sigma in progress:
+        noisy = noisy.to(run.device, memory_format=memory_format(run.config), non_blocking=True)
+        clean = clean.to(run.device, memory_format=memory_format(run.config), non_blocking=True)
+        with torch.autocast(run.device.type, dtype=AMP_DTYPES[run.amp], enabled=run.amp != "none"):
+            loss = run.loss_function(run.net(noisy, sigma.to(run.device, non_blocking=True)).float(), clean)
+        run.optimizer.zero_grad(set_to_none=True)
+        # every process must take the same decision, or DDP's gradient averaging would hang
+        (finite,) = distributed.all_reduce([float(torch.isfinite(loss))], "min")
+        if not finite:
+            skipped, bad_in_a_row = skipped + 1, bad_in_a_row + 1
+            if bad_in_a_row >= run.config.max_bad_steps:
+                raise TrainingDiverged(
+                    f"training stopped: {bad_in_a_row} non-finite losses in a row at epoch {epoch}; "
+                    f"lower the learning rate (now {run.config.lr}) or check the data"
+                )
+            continue
+        bad_in_a_row = 0
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        step += 1
+        losses.append(loss.item())
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+    run.scheduler.step()
+    loss_sum, loss_count = distributed.all_reduce([sum(losses), len(losses)])
+    (seconds,) = distributed.all_reduce([time.time() - started], "max")
+    mean_loss = loss_sum / loss_count if loss_count else float("nan")
+    return {"step": step, "train_loss": mean_loss, "skipped_steps": skipped, "seconds": round(seconds, 3)}
+
+
+def checkpoint_state(run: Session, epoch: int, step: int, best_psnr: float, history: list[dict]) -> dict:
+    """What last.pth and best.pth hold: enough to resume exactly, and to rebuild the model alone."""
+    return {
+        "model": run.model.state_dict(),
+        "model_config": run.model.config,
+        "train_config": asdict(run.config),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "best_val_psnr": best_psnr,
+        "history": history,
+        "rng": rng_states(),
+    }
+
+
+def resume(run: Session, last_path: Path) -> tuple[int, int, float, list[dict]]:
+    """Load last.pth into the session; returns (next epoch, step, best val PSNR, history)."""
+    state = load_checkpoint(last_path, run.device)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if "scaler" in state:
+        run.scaler.load_state_dict(state["scaler"])
+    restore_rng_states(state["rng"])
+    run.log(f"resuming {last_path.parent} after epoch {state['epoch']}")
+    return state["epoch"] + 1, state["step"], state["best_val_psnr"], state["history"]
+
+
+def prediction_epochs(spec: str, epochs: int) -> set[int]:
+    """The epochs named by `--prediction-epochs`: numbers and/or first, middle, last."""
+    named = {"first": 1, "middle": (epochs + 1) // 2, "last": epochs}
+    return {named[part] if part in named else int(part) for part in spec.split(",") if part.strip()}
+
+
+@torch.no_grad()
+def draw_predictions(run: Session, epoch: int, count: int = 3) -> Path:
+    """noisy | denoised | clean for the first validation images, as the model stands after `epoch`."""
+    run.model.eval()
+    items = [run.datasets["val"][index] for index in range(min(count, len(run.datasets["val"])))]
+    denoised = [run.model(noisy[None].to(run.device), sigma.to(run.device))[0].cpu() for noisy, _, sigma in items]
+    names = [f"epoch {epoch}, {run.datasets['val'].name(index)}" for index in range(len(items))]
+    path = Path(run.config.image_dir) / f"val_prediction_epoch_{epoch}.png"
+    return plot_predictions([i[0] for i in items], denoised, [i[1] for i in items], path, names=names)
 
 
 def train(config: TrainConfig | None = None, **overrides) -> dict:
@@ -182,183 +402,55 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     out_dir = Path(config.out_dir)
     last_path, best_path = out_dir / "last.pth", out_dir / "best.pth"
-    if last_path.exists() and not config.resume:
-        raise FileExistsError(f"{out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
-    if config.loss not in PIXEL_LOSSES or config.amp not in AMP_CHOICES:
-        raise ValueError(f"loss must be one of {list(PIXEL_LOSSES)} and amp one of {list(AMP_CHOICES)}")
-    task = config.make_task()
-    rank, world_size, _ = distributed.world()
-    if world_size > 1 and config.freeze_epochs > 0:
-        raise ValueError("freezing layers is not supported with several processes (DDP); use one process")
-    main_process = rank == 0
-    if config.batch_size % world_size:
-        raise ValueError(f"batch_size {config.batch_size} must be divisible by the {world_size} processes")
-    device = distributed.init(pick_device(config.device))
-    amp = resolve_amp(config.amp, device)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
-    log = print if main_process else lambda *args, **kwargs: None
-
-    # data: the split is saved with the run, so evaluation later uses exactly the same images
-    manifest = (
-        load_split(config.split_file) if config.split_file else default_split(config.data_dir or None, config.seed)
-    )
-    if main_process:
-        write_json_atomic(out_dir / "split.json", manifest)
-    datasets = split_datasets(
-        manifest,
-        crop_size=config.crop_size,
-        eval_crop_size=config.eval_crop_size,
-        repeats=config.repeats,
-        seed=config.seed,
-        cache=config.cache_images,
-        task=task,  # the noise level, its sampling and clipping live in the task
-    )
-    loader_options = {
-        "num_workers": config.num_workers,
-        "pin_memory": device.type == "cuda",
-        "persistent_workers": config.num_workers > 0,
-    }
-    sampler = distributed.EpochSampler(datasets["train"], config.seed)
-    train_loader = DataLoader(
-        datasets["train"], config.batch_size // world_size, sampler=sampler, drop_last=True, **loader_options
-    )
-    val_share = Subset(datasets["val"], range(rank, len(datasets["val"]), world_size))
-    val_loader = DataLoader(val_share, config.eval_batch_size, **loader_options)
-    if len(train_loader) == 0:
-        raise ValueError(f"{len(datasets['train'])} training images is fewer than one batch of {config.batch_size}")
-
-    # model and optimiser
-    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
-    if config.init:
-        model, _ = load_model(config.init, device)  # the architecture comes with the weights
-        log(f"starting from {config.init}")
-    else:
-        model = UNet(**config.model_config())
-    model = model.to(device, memory_format=memory_format)
-    encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
-    optimizer = torch.optim.Adam(
-        [
-            {"params": [p for p in model.parameters() if id(p) not in encoder], "lr": config.lr},
-            {"params": [p for p in model.parameters() if id(p) in encoder], "lr": config.lr * config.encoder_lr_factor},
-        ]
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr / 100)
-    # fp16 needs loss scaling so small gradients do not flush to zero; bf16 has fp32's range
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    loss_function = TrainingLoss(config.loss, config.perceptual_weight).to(device)
+    run = start_session(config)
     start_epoch, step, best_psnr, history = 1, 0, -math.inf, []
     if config.resume and last_path.exists():
-        state = load_checkpoint(last_path, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, step = state["epoch"] + 1, state["step"]
-        best_psnr, history = state["best_val_psnr"], state["history"]
-        restore_rng_states(state["rng"])
-        log(f"resuming {out_dir} after epoch {state['epoch']}")
-    # gradients are averaged over processes in backward(); one process trains the model as is
-    net = DistributedDataParallel(model) if world_size > 1 else model
-    net = torch.compile(net) if config.compile else net
-    log(
-        f"training on {device} x {world_size}: {len(datasets['train'])} train / {len(datasets['val'])} val "
-        f"images, {sum(p.numel() for p in model.parameters()):,} parameters, precision {amp}"
+        start_epoch, step, best_psnr, history = resume(run, last_path)
+    run.log(
+        f"training on {run.device} x {run.world_size}: {len(run.datasets['train'])} train / "
+        f"{len(run.datasets['val'])} val images, {sum(p.numel() for p in run.model.parameters()):,} parameters, "
+        f"precision {run.amp}"
     )
+    drawn = prediction_epochs(config.prediction_epochs, config.epochs)
 
     for epoch in range(start_epoch, config.epochs + 1):
         if config.max_minutes > 0 and sum(h["seconds"] for h in history) >= 60 * config.max_minutes:
-            log(f"stopping: the time budget of {config.max_minutes} minutes is spent")
+            run.log(f"stopping: the time budget of {config.max_minutes} minutes is spent")
             break
-        frozen = set_trainable(model, epoch, config.freeze_epochs)
-        net.train()
-        sampler.set_epoch(epoch)
-        started, losses, skipped, bad_in_a_row = time.time(), [], 0, 0
-        progress = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not main_process)
-        for noisy, clean, sigma in progress:
-            noisy = noisy.to(device, memory_format=memory_format, non_blocking=True)
-            clean = clean.to(device, memory_format=memory_format, non_blocking=True)
-            sigma = sigma.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=AMP_DTYPES[amp], enabled=amp != "none"):
-                loss = loss_function(net(noisy, sigma).float(), clean)
-            optimizer.zero_grad(set_to_none=True)
-            # every process must take the same decision, or DDP's gradient averaging would hang
-            (finite,) = distributed.all_reduce([float(torch.isfinite(loss))], "min")
-            if not finite:
-                # one bad batch should not wreck the weights; many in a row means the run diverged
-                skipped, bad_in_a_row = skipped + 1, bad_in_a_row + 1
-                if bad_in_a_row >= config.max_bad_steps:
-                    raise TrainingDiverged(
-                        f"training stopped: {bad_in_a_row} non-finite losses in a row at epoch {epoch}; "
-                        f"lower the learning rate (now {config.lr}) or check the data"
-                    )
-                continue
-            bad_in_a_row = 0
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            losses.append(loss.item())
-            progress.set_postfix(loss=f"{loss.item():.4f}")
-        scheduler.step()
-
-        loss_sum, loss_count = distributed.all_reduce([sum(losses), len(losses)])
-        (seconds,) = distributed.all_reduce([time.time() - started], "max")
+        frozen = set_trainable(run.model, epoch, config.freeze_epochs)
+        trained = train_epoch(run, epoch, step)
+        step = trained.pop("step")
         record = {
             "epoch": epoch,
             "step": step,
-            "train_loss": loss_sum / loss_count if loss_count else float("nan"),
-            **validate(model, val_loader, device),  # unwrapped: processes may hold different counts
-            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": trained.pop("train_loss"),
+            **validate(run.model, run.val_loader, run.device),  # unwrapped: processes may hold different counts
+            "lr": run.optimizer.param_groups[0]["lr"],
             "frozen_levels": frozen,
-            "skipped_steps": skipped,
-            "seconds": round(seconds, 3),
+            **trained,
         }
         history.append(record)
-        log(
+        run.log(
             f"epoch {epoch}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
             f"val PSNR {record['val_psnr']:.2f} dB (noisy {record['val_psnr_noisy']:.2f} dB), {record['seconds']} s"
         )
-
-        is_best = record["val_psnr"] > best_psnr
-        best_psnr = max(best_psnr, record["val_psnr"])
-        if main_process:
-            state = {
-                "model": model.state_dict(),
-                "model_config": model.config,
-                "train_config": asdict(config),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "best_val_psnr": best_psnr,
-                "history": history,
-                "rng": rng_states(),
-            }
+        is_best, best_psnr = record["val_psnr"] > best_psnr, max(best_psnr, record["val_psnr"])
+        if run.main_process:
+            state = checkpoint_state(run, epoch, step, best_psnr, history)
             if is_best:
                 save_checkpoint(best_path, **state)
             save_checkpoint(last_path, **state)
             write_json_atomic(out_dir / "history.json", {"history": history})
             plot_history(history, Path(config.image_dir) / "loss_plot.png")
+            if epoch in drawn:
+                draw_predictions(run, epoch)
 
     return {"history": history, "best": best_path, "last": last_path, "out_dir": out_dir}
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """Every TrainConfig field becomes a --flag with the field's default."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
-        else:
-            parser.add_argument(flag, type={"str": str, "int": int, "float": float}[field.type], default=field.default)
-    return TrainConfig(**vars(parser.parse_args(argv)))
+    """Every TrainConfig field (the network's included) is a --flag with its help, default and choices."""
+    return parse_flags(TrainConfig, argv, __doc__)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,11 +25,10 @@ holds every validation and the run's facts: device, steps, crops, pixels and thr
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from PIL import Image
 
 import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from model.config_flags import option, parse_flags
 from model.dataset import list_images
 from model.device import pick_device
 from model.files import write_json_atomic
@@ -52,11 +52,6 @@ BATCH_CANDIDATES = (16, 32, 64, 128, 256)
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
-def option(default, help: str, choices: tuple = ()):
-    """A config field with the help text (and choices) its command-line flag shows."""
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
 @dataclass
 class GpuTrainConfig:
     pack: str = option(str(C.DATA_DIR / "pack"), "folder with train/ and val/ photos (utils/make_pack.py)")
@@ -64,7 +59,7 @@ class GpuTrainConfig:
     init: str = option(str(C.CHECKPOINT_PATH), "checkpoint to warm-start from; its architecture is kept")
     minutes: float = option(8.0, "length of the schedule, counted from the first timed step")
     crop_size: int = option(128, "side of the random training crops")
-    batch_size: int = option(0, "crops per step; 0: the smallest batch within 10%% of the best measured crops/s")
+    batch_size: int = option(0, "crops per step; 0: the smallest batch within 10% of the best measured crops/s")
     lr: float = option(2e-4, "peak learning rate (Adam)")
     min_lr: float = option(1e-6, "learning rate at the end of the cosine")
     warmup_fraction: float = option(0.03, "share of the minutes spent warming up linearly")
@@ -458,16 +453,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> GpuTrainConfig:
     """Every GpuTrainConfig field is a --flag with its help, default and choices."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for item in fields(GpuTrainConfig):
-        choices = item.metadata["choices"] or None
-        help_text = f"{item.metadata['help']} (default: {item.default!r})"
-        flag = "--" + item.name.replace("_", "-")
-        if isinstance(item.default, bool):
-            parser.add_argument(flag, action="store_true", help=item.metadata["help"])
-        else:
-            parser.add_argument(flag, type=type(item.default), default=item.default, choices=choices, help=help_text)
-    return GpuTrainConfig(**vars(parser.parse_args(argv)))
+    return parse_flags(GpuTrainConfig, argv, __doc__)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,9 +9,14 @@ makes the network predict the noise to subtract instead of the whole image.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from model.config_flags import option
 
 
 def pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
@@ -62,65 +67,61 @@ class Decoder(nn.Module):
         return self.conv_block(torch.cat([skip, self.conv_trans(x)], dim=1))
 
 
+@dataclass
+class UNetConfig:
+    """Everything that shapes the network; the defaults are the original project's U-Net.
+    Checkpoints store it as `model_config`, training runs nest it in their `TrainConfig`."""
+
+    in_channels: int = option(3, "image channels in (3: RGB)")
+    out_channels: int = option(3, "image channels out")
+    base_channels: int = option(64, "width of the first level; each level below doubles it")
+    depth: int = option(4, "number of down/up-sampling steps")
+    noise_level_input: bool = option(
+        False, "take the noise sigma as an extra constant input channel, so one network serves every level"
+    )
+    residual: bool = option(False, "predict the noise and return input - noise (needs in == out channels)")
+    batch_norm: bool = option(True, "batch norm after each conv (the original's); off, train and eval mode agree")
+    final_activation: str = option("none", "bound the output with a sigmoid (not with residual)", ("none", "sigmoid"))
+
+    def __post_init__(self) -> None:
+        if self.depth < 1 or self.base_channels < 1:
+            raise ValueError(f"depth and base_channels must be >= 1, got {self.depth}, {self.base_channels}")
+        if self.residual and self.in_channels != self.out_channels:
+            raise ValueError("residual=True needs in_channels == out_channels")
+        if self.final_activation not in ("none", "sigmoid") or (self.residual and self.final_activation != "none"):
+            raise ValueError(
+                f"final_activation must be 'none' or 'sigmoid' (not residual), got {self.final_activation!r}"
+            )
+
+
 class UNet(nn.Module):
     """U-Net for image-to-image restoration on [0, 1] RGB tensors (N, C, H, W).
 
-    Args:
-        in_channels: image channels in (3 for RGB).
-        out_channels: image channels out.
-        base_channels: width of the first level; each level below doubles it.
-        depth: number of down/up-sampling steps.
-        noise_level_input: append a constant map of the noise sigma as an extra input
-            channel, so one network handles every noise level (`forward(x, sigma)`).
-        residual: predict the noise and return `x - noise`; needs in_channels == out_channels.
-        batch_norm: the original's batch norm after each conv. Without it (as in DRUNet) the
-            network behaves the same in train and eval mode, whatever the noise level mix.
-        final_activation: "none", or "sigmoid" to bound the output to (0, 1) (not with residual).
+    Built from a `UNetConfig`, or from its fields as keyword arguments (`UNet(base_channels=32,
+    noise_level_input=True)`, `UNet(**checkpoint["model_config"])`); `model.config` holds them
+    as a dict. With `noise_level_input`, call `model(x, sigma)`.
 
     Any height and width work: the input is padded to a multiple of 2**depth and the
     output cropped back to the input's size.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        base_channels: int = 64,
-        depth: int = 4,
-        noise_level_input: bool = False,
-        residual: bool = False,
-        batch_norm: bool = True,
-        final_activation: str = "none",
-    ) -> None:
+    def __init__(self, config: UNetConfig | None = None, **settings) -> None:
         super().__init__()
-        if depth < 1 or base_channels < 1:
-            raise ValueError(f"depth and base_channels must be >= 1, got {depth}, {base_channels}")
-        if residual and in_channels != out_channels:
-            raise ValueError("residual=True needs in_channels == out_channels")
-        if final_activation not in ("none", "sigmoid") or (residual and final_activation != "none"):
-            raise ValueError(f"final_activation must be 'none' or 'sigmoid' (not residual), got {final_activation!r}")
-        self.config = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "base_channels": base_channels,
-            "depth": depth,
-            "noise_level_input": noise_level_input,
-            "residual": residual,
-            "batch_norm": batch_norm,
-            "final_activation": final_activation,
-        }
-        self.depth = depth
-        self.noise_level_input = noise_level_input
-        self.residual = residual
-        self.final_activation = final_activation
-        widths = [base_channels * 2**level for level in range(depth + 1)]
-        self.in_conv = ConvBlock(in_channels + int(noise_level_input), widths[0], batch_norm)
-        for level in range(depth):
+        config = dataclasses.replace(config or UNetConfig(), **settings)
+        self.config = dataclasses.asdict(config)
+        self.depth = config.depth
+        self.noise_level_input = config.noise_level_input
+        self.residual = config.residual
+        self.final_activation = config.final_activation
+        widths = [config.base_channels * 2**level for level in range(config.depth + 1)]
+        batch_norm = config.batch_norm
+        self.in_conv = ConvBlock(config.in_channels + int(config.noise_level_input), widths[0], batch_norm)
+        for level in range(config.depth):
             setattr(self, f"enc_{level + 1}", Encoder(widths[level], widths[level + 1], batch_norm))
-        for level in range(depth):
-            wide, narrow = widths[depth - level], widths[depth - level - 1]
+        for level in range(config.depth):
+            wide, narrow = widths[config.depth - level], widths[config.depth - level - 1]
             setattr(self, f"dec_{level + 1}", Decoder(wide, narrow, batch_norm))
-        self.out_conv = nn.Conv2d(widths[0], out_channels, kernel_size=1)
+        self.out_conv = nn.Conv2d(widths[0], config.out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
         """Denoise `x`; `sigma` (a float, or one value per image) is required with noise_level_input."""

@@ -74,6 +74,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
         "last.pth",
         "loss_plot.png",
         "split.json",
+        "val_prediction_epoch_1.png",  # --prediction-epochs first,middle,last of 2 epochs
+        "val_prediction_epoch_2.png",
     ]
 
 

@@ -15,7 +15,7 @@ def test_every_recipe_builds_its_task_and_network(name):
     config = recipes.RECIPES[name]
     kinds = {"denoise": Denoise, "sr": SuperResolution, "colorize": Colorize}
     assert isinstance(config.make_task(), kinds[config.task])
-    UNet(**config.model_config())
+    UNet(config.model)
     assert name in recipes.MINUTES
 
 

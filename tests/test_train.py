@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -8,6 +9,7 @@ from model.checkpoint import load_model
 from model.losses import charbonnier_loss
 from model.precision import resolve_amp
 from model.train import TrainConfig, TrainingDiverged, parse_args, train
+from model.unet import UNetConfig
 
 TINY = {"base_channels": 4, "depth": 2, "crop_size": 16, "eval_crop_size": 16, "batch_size": 4, "eval_batch_size": 4}
 
@@ -87,8 +89,19 @@ def test_empty_data_folder_is_a_clear_error(tmp_path):
 
 def test_cli_flags_map_to_the_config():
     config = parse_args(["--epochs", "3", "--sigma", "0.1", "--noise-level-input", "--data-dir", "x"])
-    assert (config.epochs, config.sigma, config.noise_level_input, config.data_dir) == (3, 0.1, True, "x")
-    assert config.base_channels == 64  # the original architecture by default
+    assert (config.epochs, config.sigma, config.model.noise_level_input, config.data_dir) == (3, 0.1, True, "x")
+    assert config.model.base_channels == 64  # the original architecture by default
+
+
+def test_network_fields_are_one_nested_config_that_old_flat_configs_still_fill():
+    config = TrainConfig(base_channels=8, lr=0.01)
+    assert config.model == UNetConfig(base_channels=8) and config.lr == 0.01
+    assert dataclasses.replace(config, depth=2).model == UNetConfig(base_channels=8, depth=2)
+    stored = dataclasses.asdict(config)
+    assert stored["model"]["base_channels"] == 8 and "base_channels" not in stored
+    assert TrainConfig.from_dict(stored) == config
+    flat = {"base_channels": 8, "lr": 0.01, "dropped_long_ago": 1}  # a checkpoint written before UNetConfig
+    assert TrainConfig.from_dict(flat) == config
 
 
 @pytest.mark.filterwarnings("ignore:bf16 is emulated")  # this test checks that bf16 works, not that it is fast
@@ -126,3 +139,15 @@ def test_time_budget_stops_at_an_epoch_boundary_and_holds_on_resume(tmp_path, im
 def test_charbonnier_is_a_smooth_l1():
     output, target = torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0])
     assert charbonnier_loss(output, target).item() == pytest.approx((1e-3 + 1.0) / 2, rel=1e-3)
+
+
+def test_prediction_epochs_are_named_or_numbered():
+    assert train_module.prediction_epochs("first,middle,last", 10) == {1, 5, 10}
+    assert train_module.prediction_epochs("2, 4", 10) == {2, 4}
+    assert train_module.prediction_epochs("", 10) == set()
+
+
+def test_validation_predictions_are_drawn_at_the_chosen_epochs(tmp_path, image_folder):
+    train(tiny_config(tmp_path, image_folder, epochs=3))
+    drawn = sorted(p.name for p in (tmp_path / "img").glob("val_prediction_epoch_*.png"))
+    assert drawn == ["val_prediction_epoch_1.png", "val_prediction_epoch_2.png", "val_prediction_epoch_3.png"]
