@@ -26,7 +26,6 @@ Time per megapixel is the mean over all images and sigmas, on this machine's CPU
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -40,6 +39,7 @@ from PIL import Image
 
 import constants as C
 from model.checkpoint import load_model
+from model.config_flags import make_parser
 from model.dataset import image_seed
 from model.denoise import PRECISIONS, denoise_array
 from model.metrics import psnr, ssim
@@ -176,9 +176,11 @@ def machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", choices=("demo-test", "standard"), default=["demo-test", "standard"])
-    parser.add_argument("--sigmas", nargs="+", choices=SIGMAS, default=list(SIGMAS))
+    parser = make_parser(__doc__)
+    parser.add_argument(
+        "--sets", nargs="+", choices=("demo-test", "standard"), default=["demo-test", "standard"], help="photo sets"
+    )
+    parser.add_argument("--sigmas", nargs="+", choices=SIGMAS, default=list(SIGMAS), help="noise levels (rows)")
     parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="the 'ours' columns (default: shipped)")
     parser.add_argument("--previous", type=Path, help="add a 'previous' column for these weights (true sigma)")
     parser.add_argument("--methods", nargs="+", metavar="NAME", help="only these columns (default: all)")

@@ -13,7 +13,6 @@ PSNR-Y says nothing there and is left out). Example grids go to image/.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import random
 
@@ -23,6 +22,7 @@ import torch
 import constants as C
 from benchmarks.eval_quality import demo_test_photos, machine, standard_photos
 from model.checkpoint import load_model
+from model.config_flags import make_parser
 from model.denoise import denoise_array
 from model.metrics import psnr, psnr_y, ssim
 from model.plots import plot_grid
@@ -89,8 +89,14 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", nargs="+", choices=TASK_RUNS, default=None)
+    parser = make_parser(__doc__)
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=TASK_RUNS,
+        default=None,
+        help="fine-tuned runs to score (default: all trained)",
+    )
     args = parser.parse_args()
     names = args.runs or [n for n in TASK_RUNS if (C.ROOT_DIR / RECIPES[n].out_dir / "best.pth").exists()]
     if not names:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.config_flags import make_parser
 from model.precision import native_bf16
 
 SIZES = {1: (1152, 864), 4: (2304, 1728), 12: (4000, 3000)}
@@ -131,7 +132,7 @@ def row(label: str, megapixels: int, result: dict, flops: float = 0.0, peak: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -16,7 +16,6 @@ drawn on the fly, real DataLoader), and reports:
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -27,6 +26,7 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 import constants as C
+from model.config_flags import make_parser
 from model.dataset import NoisyImageDataset
 from model.distributed import EpochSampler
 from model.precision import native_bf16
@@ -103,8 +103,8 @@ def loader(device: torch.device, workers: int) -> DataLoader:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5)
+    parser = make_parser(__doc__)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

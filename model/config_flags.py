@@ -9,7 +9,33 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
+
+from constants import ROOT_DIR
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written; every flag's help ends with its default (a path inside the
+    repository shown relative to it), unless the help already states it. Every CLI uses it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        silent = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "(default" in text or silent or not action.option_strings:
+            return text
+        default = action.default
+        if isinstance(default, Path) and default.is_relative_to(ROOT_DIR):
+            default = default.relative_to(ROOT_DIR)
+        if isinstance(default, str) and default.startswith(str(ROOT_DIR) + "/"):
+            default = default.removeprefix(str(ROOT_DIR) + "/")
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else repr(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def make_parser(description: str | None) -> argparse.ArgumentParser:
+    """An argument parser that shows `description` as written and each flag's default."""
+    return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
 def option(default: Any, help: str, choices: tuple = ()) -> Any:
@@ -29,7 +55,7 @@ def add_flags(parser: argparse.ArgumentParser, settings: type) -> None:
             add_flags(parser.add_argument_group(item.metadata["help"]), item.metadata["group"])
             continue
         flag = "--" + item.name.replace("_", "-")
-        help_text = f"{item.metadata['help']} (default: {item.default!r})".replace("%", "%%")
+        help_text = item.metadata["help"].replace("%", "%%")
         if isinstance(item.default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=item.default, help=help_text)
         else:
@@ -48,6 +74,6 @@ def from_flags(namespace: argparse.Namespace, settings: type) -> Any:
 
 def parse_flags(settings: type, argv: list[str] | None, description: str | None) -> Any:
     """Parse `argv` into a `settings` instance; `--help` lists every field."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(description)
     add_flags(parser, settings)
     return from_flags(parser.parse_args(argv), settings)

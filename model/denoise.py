@@ -12,7 +12,6 @@ existing output only with --overwrite, and carries on past a bad file, listing t
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 
 import constants as C
 from model.checkpoint import CheckpointError, load_model
+from model.config_flags import make_parser
 from model.device import keep_freed_memory, pick_device
 from model.noise_level import estimate_sigma
 from model.photo_batch import collect
@@ -285,7 +285,7 @@ def check_writable(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders (searched recursively)")
     parser.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the outputs")
     parser.add_argument("--sigma", type=float, help="noise std in 0-255 units, e.g. 25 (default: estimated per photo)")
@@ -296,16 +296,16 @@ def main(argv: list[str] | None = None) -> None:
         "--precision",
         choices=PRECISIONS,
         default=DEFAULT_PRECISION,
-        help=f"fp32, bf16 autocast, or auto: bf16 where the hardware has it natively (default {DEFAULT_PRECISION})",
+        help="fp32, bf16 autocast, or auto: bf16 where the hardware has it natively",
     )
-    parser.add_argument("--tile", type=int, default=TILE, help=f"tile side in pixels (default {TILE})")
-    parser.add_argument("--overlap", type=int, default=OVERLAP, help=f"tile overlap in pixels (default {OVERLAP})")
+    parser.add_argument("--tile", type=int, default=TILE, help="tile side in pixels")
+    parser.add_argument("--overlap", type=int, default=OVERLAP, help="tile overlap in pixels")
     parser.add_argument("--format", choices=FORMATS, default="png", help="output format (default png)")
     parser.add_argument(
         "--max-megapixels",
         type=float,
         default=MAX_MEGAPIXELS,
-        help=f"larger photos are refused, checked from the file header (default {MAX_MEGAPIXELS:g})",
+        help="larger photos are refused, checked from the file header",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--ensemble", action="store_true", help="average 8 flips/rotations: 8x slower, a little better")

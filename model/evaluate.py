@@ -8,7 +8,6 @@ Noise is seeded per image and the noisy input is not clipped (unless the run tra
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from tqdm.auto import tqdm
 
 import constants as C
 from model.checkpoint import CheckpointError, load_model
+from model.config_flags import make_parser
 from model.dataset import NoisyImageDataset, split_datasets
 from model.device import pick_device
 from model.files import write_json_atomic
@@ -113,10 +113,10 @@ def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--run", type=Path, default=C.RUNS_DIR / "latest", help="a folder written by model.train")
-    parser.add_argument("--device", default="")
-    parser.add_argument("--image-dir", type=Path, default=C.IMAGE_DIR)
+    parser.add_argument("--device", default="", help="cpu, cuda or mps; empty: the fastest available")
+    parser.add_argument("--image-dir", type=Path, default=C.IMAGE_DIR, help="where the prediction grids go")
     args = parser.parse_args()
     try:
         rows = evaluate_run(args.run, args.device, args.image_dir)

@@ -10,7 +10,6 @@ is checked against PyTorch with onnxruntime on an odd-sized image before it is k
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 import constants as C
 from model.checkpoint import CheckpointError, load_model
+from model.config_flags import make_parser
 from model.files import atomic_write
 from model.unet import UNet
 
@@ -79,9 +79,9 @@ def export_onnx(model: UNet, target: str | Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--onnx", action="store_true", required=True, help="export to ONNX (the only format)")
-    parser.add_argument("--checkpoint", type=Path, default=C.CHECKPOINT_PATH)
+    parser.add_argument("--checkpoint", type=Path, default=C.CHECKPOINT_PATH, help="the weights to export")
     parser.add_argument("-o", "--output", type=Path, default=None, help="default: the checkpoint with .onnx")
     args = parser.parse_args(argv)
     try:

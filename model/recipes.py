@@ -18,13 +18,13 @@ so a budget can be spread over several sittings; it counts training time only.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from pathlib import Path
 
 import constants as C
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.config_flags import make_parser
 from model.train import TrainConfig, train
 from model.unet import UNetConfig
 
@@ -157,11 +157,11 @@ def repo_relative(value: object) -> object:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", choices=RECIPES, default="ours")
+    parser = make_parser(__doc__)
+    parser.add_argument("--recipe", choices=RECIPES, default="ours", help="which recorded recipe to train (or export)")
     parser.add_argument("--minutes", type=float, default=None, help=f"training-time budget (default: {MINUTES})")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (one, so two recipes can share 2 cores)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     parser.add_argument("--export", action="store_true", help="only export the best weights of --recipe")
     args = parser.parse_args()
     if args.export and args.recipe not in SHIPPED:

@@ -13,7 +13,6 @@ from the file.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 
 import constants as C
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.config_flags import make_parser
 
 RUN_FACTS = (
     "device",
@@ -60,7 +60,7 @@ def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="OUT folders of model/train_gpu.py runs, in order")
     parser.add_argument(
         "--base", type=Path, default=C.CHECKPOINT_PATH, help="the checkpoint the first run started from"

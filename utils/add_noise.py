@@ -11,13 +11,13 @@ files are only replaced with --overwrite.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from constants import NOISE_SIGMA, SEED
+from model.config_flags import make_parser
 from model.dataset import ImageReadError, image_seed, load_image, save_png
 from model.files import write_json_atomic
 from model.split import load_split
@@ -55,13 +55,13 @@ def add_noise(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("split", type=Path, help="a manifest written by utils/split_data.py")
-    parser.add_argument("--subset", choices=("train", "val", "test"), default="test")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--subset", choices=("train", "val", "test"), default="test", help="which part of the split")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the noisy/ and clean/ copies")
     parser.add_argument("--sigma", type=float, default=NOISE_SIGMA, help="noise std on the [0, 1] scale")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the noise (each image its own stream)")
+    parser.add_argument("--overwrite", action="store_true", help="replace files already in --out")
     args = parser.parse_args()
     try:
         failures = add_noise(load_split(args.split), args.subset, args.out, args.sigma, args.seed, args.overwrite)

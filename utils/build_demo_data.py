@@ -13,7 +13,6 @@ attribution table.
 
 from __future__ import annotations
 
-import argparse
 import io
 import subprocess
 import tarfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from constants import DEMO_DIR
+from model.config_flags import make_parser
 from utils.packages import parse_credits, read_deb_member, read_rcc
 
 PACKAGE = "gcompris-qt-data"
@@ -85,9 +85,9 @@ def build(deb_path: Path, out_dir: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--deb", type=Path, help="an already downloaded gcompris-qt-data .deb")
-    parser.add_argument("--out", type=Path, default=DEMO_DIR)
+    parser.add_argument("--out", type=Path, default=DEMO_DIR, help="where the demo photos go")
     args = parser.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"{args.out}: not empty; remove it first to rebuild the demo set")

@@ -25,7 +25,6 @@ Packages reserved for independent evaluation (utils/packages.py) are refused by 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -40,6 +39,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from constants import DATA_DIR, DEMO_DIR, PRETRAIN_DIR, SEED
+from model.config_flags import make_parser
 from model.files import atomic_write, write_json_atomic
 from model.noise_level import estimate_sigma
 from model.split import default_split
@@ -327,9 +327,9 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
-    parser.add_argument("--debs", type=Path, default=DEBS_DIR, help=f"where .deb files are kept (default {DEBS_DIR})")
+    parser = make_parser(__doc__)
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder")
+    parser.add_argument("--debs", type=Path, default=DEBS_DIR, help="where .deb files are kept")
     args = parser.parse_args(argv)
     try:
         manifest = build(args.out, args.debs)

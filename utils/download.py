@@ -9,7 +9,6 @@ The files are copied, never moved: a zip or folder you pass in is left as it was
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from constants import AFHQ_DIR, KAGGLE_DATASET
+from model.config_flags import make_parser
 from model.split import is_afhq_layout
 
 MANUAL_STEPS = (
@@ -96,9 +96,9 @@ def download_afhq(dest: str | Path = AFHQ_DIR) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--from", dest="source", type=Path, help="an AFHQ zip or folder already on disk")
-    parser.add_argument("--dest", type=Path, default=AFHQ_DIR)
+    parser.add_argument("--dest", type=Path, default=AFHQ_DIR, help="where AFHQ is unpacked")
     args = parser.parse_args()
     try:
         dest = import_afhq(args.source, args.dest) if args.source else download_afhq(args.dest)

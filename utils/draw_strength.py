@@ -8,12 +8,12 @@ sigma 25/255 (seeded), denoised at strength 0.5, 1 and 1.5: the estimated sigma 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 import constants as C
+from model.config_flags import make_parser
 from model.denoise import denoise, estimate_image_sigma
 
 STRENGTHS = (0.5, 1.0, 1.5)
@@ -43,8 +43,8 @@ def draw(path: Path = C.IMAGE_DIR / "strength_example.png") -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=C.IMAGE_DIR / "strength_example.png", help="(default: %(default)s)")
+    parser = make_parser(__doc__)
+    parser.add_argument("--out", type=Path, default=C.IMAGE_DIR / "strength_example.png", help="where the figure goes")
     print(f"wrote {draw(parser.parse_args(argv).out)}")
 
 

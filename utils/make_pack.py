@@ -20,7 +20,6 @@ its quality, PSNR and source file; the share of the training set that fits).
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -33,6 +32,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from constants import DATA_DIR, ROOT_DIR, SEED
+from model.config_flags import make_parser
 from model.files import atomic_write, write_json_atomic
 from model.train_gpu import GpuTrainConfig, centre_crop
 
@@ -140,9 +140,9 @@ def make_pack(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pretrain", type=Path, default=PRETRAIN_DIR, help=f"the built set (default {PRETRAIN_DIR})")
-    parser.add_argument("--out", type=Path, default=PACK_DIR, help=f"pack folder (default {PACK_DIR})")
+    parser = make_parser(__doc__)
+    parser.add_argument("--pretrain", type=Path, default=PRETRAIN_DIR, help="the built set (utils/build_train_data.py)")
+    parser.add_argument("--out", type=Path, default=PACK_DIR, help="pack folder")
     parser.add_argument(
         "--budget-mib", type=float, default=None, help="pack size (default: 60 MiB minus tracked files)"
     )

@@ -5,21 +5,23 @@ python -m utils.split_data data/afhq --retain 0.1 --test-size 50
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from constants import RETAIN, SEED, SPLITS_DIR, TEST_SIZE
+from model.config_flags import make_parser
 from model.files import write_json_atomic
 from model.split import make_split
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("root", type=Path, help="data folder (AFHQ or folder-per-class)")
-    parser.add_argument("--retain", type=float, default=RETAIN)
-    parser.add_argument("--test-size", type=int, default=TEST_SIZE)
-    parser.add_argument("--val-size", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--retain", type=float, default=RETAIN, help="share of the images kept, per class")
+    parser.add_argument("--test-size", type=int, default=TEST_SIZE, help="test images, spread over the classes")
+    parser.add_argument(
+        "--val-size", type=int, default=None, help="val images, folder-per-class layout (default: --test-size)"
+    )
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the draw")
     parser.add_argument("-o", "--output", type=Path, help="manifest path (default: data/splits/<folder>.json)")
     args = parser.parse_args()
     try:
