@@ -1,8 +1,9 @@
 """Read and write user photos for the denoise CLI without losing what the file carries.
 
 Pillow covers most formats; 16-bit colour PNGs (which Pillow reduces to 8 bits) go through
-pypng. EXIF (orientation included) and ICC profiles are carried over to the output where its
-format can hold them; pixels are never rotated, so the saved orientation tag stays correct.
+pypng. EXIF and ICC profiles are carried over to the output where its format can hold them.
+An EXIF orientation is applied to the pixels when the photo is read and the tag reset to 1
+("upright"), so the output looks right in every viewer, also those that ignore the tag.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import png
-from PIL import Image
+from PIL import Image, ImageOps
 
 from model.files import atomic_write
 
 MIN_SIDE = 8  # smaller images have no texture to denoise and no room for the noise estimate
 MAX_MEGAPIXELS = 100.0  # default limit; larger photos need --max-megapixels (they are tiled anyway)
 FORMATS = {"png": "PNG", "tif": "TIFF", "jpg": "JPEG", "webp": "WEBP"}
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 class PhotoError(ValueError):
@@ -75,13 +77,26 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
                 check_size(path, *image.size, max_megapixels)
                 image.load()
                 info = {key: image.info[key] for key in ("exif", "icc_profile", "dpi") if key in image.info}
-                return Photo(image.copy(), info, getattr(image, "n_frames", 1))
+                frames = getattr(image, "n_frames", 1)
+                pixels = upright(image, info)
+                return Photo(pixels, info, frames)
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
     except PhotoError:
         raise
     except (OSError, SyntaxError, ValueError, png.Error) as error:
         raise PhotoError(f"{path}: cannot read image ({error})") from error
+
+
+def upright(image: Image.Image, info: dict) -> Image.Image:
+    """The pixels turned as the EXIF orientation says; `info["exif"]` then says orientation 1."""
+    exif = image.getexif()
+    if exif.get(ORIENTATION, 1) == 1:
+        return image.copy()
+    turned = ImageOps.exif_transpose(image)
+    exif[ORIENTATION] = 1
+    info["exif"] = exif.tobytes()
+    return turned
 
 
 def write_photo(photo: Photo, path: str | Path) -> Path:

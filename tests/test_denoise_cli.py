@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import png
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from model.checkpoint import save_checkpoint
 from model.denoise import main
@@ -45,15 +45,39 @@ def test_writes_denoised_pngs_and_keeps_exif_and_icc(tmp_path, capsys, checkpoin
     source = tmp_path / "tagged.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90
+    exif[0x010F] = "TestCam"  # camera maker
     Image.new("RGB", (40, 30), "orange").save(source, exif=exif, icc_profile=b"fake-icc-profile")
     before = source.read_bytes()
     code, output = run(capsys, source, "-o", tmp_path / "out", "--checkpoint", checkpoint, "--sigma", "20")
     assert code == 0, output
     result = Image.open(tmp_path / "out" / "tagged_denoised.png")
-    assert result.size == (40, 30)  # pixels not rotated: the orientation tag still applies
-    assert result.getexif()[0x0112] == 6
+    assert result.size == (30, 40)  # the orientation is applied to the pixels ...
+    assert result.getexif()[0x0112] == 1  # ... and the tag says "upright"
+    assert result.getexif()[0x010F] == "TestCam"  # the rest of the EXIF stays
     assert result.info["icc_profile"] == b"fake-icc-profile"
     assert source.read_bytes() == before
+
+
+def test_a_rotated_photo_gives_what_its_upright_copy_gives(tmp_path, capsys, checkpoint):
+    pixels = np.random.default_rng(2).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(pixels).save(tmp_path / "turned.png", exif=exif)
+    ImageOps.exif_transpose(Image.open(tmp_path / "turned.png")).save(tmp_path / "upright.png")
+    code, output = run(
+        capsys,
+        tmp_path / "turned.png",
+        tmp_path / "upright.png",
+        "-o",
+        tmp_path / "out",
+        "--checkpoint",
+        checkpoint,
+        "--sigma",
+        "20",
+    )
+    assert code == 0, output
+    turned, upright = (np.asarray(Image.open(tmp_path / "out" / f"{n}_denoised.png")) for n in ("turned", "upright"))
+    assert turned.shape == (40, 30, 3) and np.array_equal(turned, upright)
 
 
 def test_16_bit_png_stays_16_bit(tmp_path, capsys, checkpoint):
