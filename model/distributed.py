@@ -34,6 +34,12 @@ def init(device: torch.device) -> torch.device:
     return device
 
 
+def barrier() -> None:
+    """Wait for every process (no-op in a world of one)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def close() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -457,6 +457,9 @@ def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     try:
         result = train(config)
+        # leave together: a process that tears down its connections while another still writes
+        # its last checkpoint can make that one abort (gloo)
+        distributed.barrier()
     except (FileExistsError, FileNotFoundError, ValueError, TrainingDiverged) as error:
         raise SystemExit(f"error: {error}") from None
     finally:

@@ -58,7 +58,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
         capture_output=True,
         text=True,
     )
-    assert pair.returncode == 0, pair.stderr
+    rank_errors = {path.parent.name: path.read_text()[-3000:] for path in (tmp_path / "logs").rglob("stderr.log")}
+    assert pair.returncode == 0, f"{pair.stderr}\nranks' stderr: {rank_errors}"
     for one, two in zip(history(tmp_path / "one"), history(tmp_path / "two"), strict=True):
         assert abs(one["train_loss"] - two["train_loss"]) < 1e-4
         assert abs(one["val_psnr"] - two["val_psnr"]) < 1e-3
