@@ -25,6 +25,7 @@ def test_notebook_runs_in_quick_mode(tmp_path, monkeypatch):
 
     images = {p.name for p in (tmp_path / "image").iterdir()}
     assert {"loss_plot.png", "val_prediction_1.png", "test_prediction_1.png", "noise_examples.png"} <= images
+    assert {f"val_prediction_epoch_{epoch}.png" for epoch in (1, 2, 3)} <= images  # first, middle, last
     assert {"sr_x2_examples.png", "colorize_examples.png"} <= images
     assert ("pretrained_denoise.png" in images) == C.CHECKPOINT_PATH.exists()
     run = tmp_path / "runs" / "notebook_quick"
