@@ -15,7 +15,8 @@ A lent GPU gives a few minutes, so nothing may wait on Python or the CPU:
   whichever is best so far is written to `OUT/best.pth` (half precision, weights and config
   only, < 16 MiB) at every validation, so a run that is cut off still leaves its weights;
 - the whole state (weights, EMA, optimizer, random generator, clock) goes to `OUT/last.pth`
-  at every validation too: the same command with `--resume` goes on from there.
+  at every validation too: the same command with `--resume` goes on from there, so a
+  schedule longer than one command's time limit runs as sittings (`--stop-minutes`).
 
 It warm-starts from `--init` (the shipped checkpoint by default) and keeps its architecture.
 The same code runs on the CPU (the tests do, and so do the CPU sittings: `--device cpu
@@ -58,6 +59,9 @@ class GpuTrainConfig:
     out: str = option(str(C.RUNS_DIR / "gpu"), "where best.pth and history.json are written")
     init: str = option(str(C.CHECKPOINT_PATH), "checkpoint to warm-start from; its architecture is kept")
     minutes: float = option(8.0, "length of the schedule, counted from the first timed step")
+    stop_minutes: float = option(
+        0.0, "> 0: end this sitting at this point of the schedule (saved; --resume goes on), e.g. to fit a time limit"
+    )
     crop_size: int = option(128, "side of the random training crops")
     batch_size: int = option(0, "crops per step; 0: the smallest batch within 10% of the best measured crops/s")
     lr: float = option(2e-4, "peak learning rate (Adam)")
@@ -383,7 +387,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     clock = time.perf_counter() - train_seconds
     while True:
         elapsed = time.perf_counter() - clock
-        done = elapsed >= budget
+        done = elapsed >= budget or 0 < config.stop_minutes * 60 <= elapsed
         if done or elapsed >= next_val:
             synchronize(device)
             train_seconds = time.perf_counter() - clock
@@ -448,6 +452,10 @@ def train_gpu(config: GpuTrainConfig) -> dict:
         + (f" ({100 * throughput['fraction_of_bf16_peak']:.1f}% of the {peak:.0f} TFLOP/s bf16 peak)" if peak else "")
     )
     print(f"best: {best['weights']} weights, val PSNR {best['psnr']:.3f} dB -> {out / 'best.pth'}")
+    if train_seconds < 60 * config.minutes:
+        print(
+            f"stopped at {train_seconds / 60:.1f} of {config.minutes:g} minutes: the same command with --resume goes on"
+        )
     return result
 
 

@@ -110,16 +110,17 @@ def test_photos_smaller_than_a_crop_are_left_out(pack, init, tmp_path):
     assert result["train_photos"] == 4 and result["train_megapixels"] == round(4 * 70 * 90 / 1e6, 1)
 
 
-def test_resume_goes_on_from_the_saved_state(pack, init, tmp_path):
-    out = tmp_path / "out"
-    first = run(pack, init, out, minutes=0.03, val_seconds=0.5, lr=1e-3)
+def test_a_schedule_runs_as_sittings_that_resume_from_the_saved_state(pack, init, tmp_path):
+    out, schedule = tmp_path / "out", {"minutes": 0.06, "val_seconds": 0.5, "lr": 1e-3}
+    first = run(pack, init, out, **schedule, stop_minutes=0.03)  # the first half of the schedule
+    assert 0.03 * 60 <= first["train_seconds"] < 0.06 * 60
     assert torch.load(out / "last.pth", weights_only=True)["step"] == first["steps"]
-    again = run(pack, init, out, minutes=0.03, val_seconds=0.5, lr=1e-3, resume=True)  # nothing left to train
+    again = run(pack, init, out, **schedule, stop_minutes=0.03, resume=True)  # nothing left before the stop
     assert again["steps"] == first["steps"] and again["history"][: len(first["history"])] == first["history"]
     assert again["history"][-1]["val_psnr"] == pytest.approx(first["history"][-1]["val_psnr"], abs=1e-4)
-    longer = run(pack, init, out, minutes=0.06, val_seconds=0.5, lr=1e-3, resume=True)
-    assert longer["steps"] > first["steps"] and longer["train_seconds"] >= 0.06 * 60
-    assert [h["step"] for h in longer["history"]] == sorted(h["step"] for h in longer["history"])
+    rest = run(pack, init, out, **schedule, resume=True)
+    assert rest["steps"] > first["steps"] and rest["train_seconds"] >= 0.06 * 60
+    assert [h["step"] for h in rest["history"]] == sorted(h["step"] for h in rest["history"])
 
 
 def test_resume_without_a_saved_state_is_a_one_line_error(pack, init, tmp_path):
