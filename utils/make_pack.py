@@ -31,12 +31,11 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from constants import DATA_DIR, ROOT_DIR, SEED
+from constants import DATA_DIR, PRETRAIN_DIR, ROOT_DIR, SEED
 from model.config_flags import make_parser
 from model.files import atomic_write, write_json_atomic
 from model.train_gpu import GpuTrainConfig, centre_crop
 
-PRETRAIN_DIR = DATA_DIR / "pretrain"
 PACK_DIR = DATA_DIR / "pack"
 TRANSFER_LIMIT_MIB = 60  # the machine takes 64 MiB; keep room for code that is not committed yet
 QUALITIES = range(85, 101)
