@@ -111,7 +111,7 @@ def methods(
 
     NLM is tuned for each sigma here, so the tuning does not count in its run time.
     `previous`, if given, adds a column for other weights (given the true sigma), e.g. the
-    checkpoint that new weights would replace. `precision` applies to the "ours" columns.
+    checkpoint that new weights would replace. `precision` applies to "previous" and "ours".
     """
     ours, _ = load_model(weights, "cpu")
     table: dict[str, Callable] = {"noisy": lambda noisy, sigma: noisy, "CBM3D": cbm3d}
@@ -126,7 +126,7 @@ def methods(
         print(f"(no {ORIGINAL_RECIPE.relative_to(C.ROOT_DIR)}: the original-recipe column is skipped)")
     if previous is not None:
         earlier, _ = load_model(previous, "cpu")
-        table["previous"] = lambda noisy, sigma: denoise_array(noisy, earlier, sigma)
+        table["previous"] = lambda noisy, sigma: denoise_array(noisy, earlier, sigma, precision=precision)
     table["ours"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma, precision=precision)
     table["ours x8"] = lambda noisy, sigma: denoise_array(noisy, ours, sigma, precision=precision, ensemble=True)
     table["ours (blind)"] = lambda noisy, sigma: denoise_array(noisy, ours, precision=precision)
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="the 'ours' columns (default: shipped)")
     parser.add_argument("--previous", type=Path, help="add a 'previous' column for these weights (true sigma)")
     parser.add_argument("--methods", nargs="+", metavar="NAME", help="only these columns (default: all)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of ours (default fp32)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of previous and ours (default fp32)")
     args = parser.parse_args()
     loaders = {"demo-test": demo_test_photos, "standard": standard_photos}
     sets = {name: loaders[name]() for name in args.sets}

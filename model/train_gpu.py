@@ -447,7 +447,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     write_json_atomic(out / "history.json", result)
     print(
         f"{name}: {step} steps, {crops} crops ({throughput['pixels'] / 1e9:.2f} G pixels) in {train_seconds:.0f} s: "
-        f"{throughput['crops_per_s']:.0f} crops/s, {throughput['pixels_per_s'] / 1e6:.0f} M pixels/s, "
+        f"{throughput['crops_per_s']:.0f} crops/s, {throughput['pixels_per_s'] / 1e6:.3g} M pixels/s, "
         f"{throughput['tflops']} TFLOP/s"
         + (f" ({100 * throughput['fraction_of_bf16_peak']:.1f}% of the {peak:.0f} TFLOP/s bf16 peak)" if peak else "")
     )
