@@ -1,6 +1,6 @@
 """Inference speed and memory of the pretrained denoiser, with CBM3D in the same run.
 
-    python -m benchmarks.inference_speed              # about 10 min on a 2-core CPU
+    python -m benchmarks.inference_speed              # about 2 minutes on a 2-core CPU
 
 Each measurement runs in a fresh process, so its peak RSS (resident memory, from the OS) is
 its own. Inputs are 8-bit photos (scikit-image's astronaut, resized) with Gaussian noise
