@@ -36,3 +36,11 @@ def test_pack_keeps_fidelity_and_budget(tmp_path):
     assert 0 < small["train_photos"] < 6 and len(small["left_out"]) == 7 - small["train_photos"]
     assert sum(f.stat().st_size for f in (tmp_path / "small").rglob("*.jpg")) == small["bytes"]
     assert len(files["train"]) == manifest["set_train_photos"]
+
+
+def test_a_smaller_pack_over_a_larger_one_leaves_only_its_own_files(tmp_path):
+    pretrain_set(tmp_path / "pretrain")
+    large = make_pack(tmp_path / "pretrain", tmp_path / "pack", budget_bytes=10**8)
+    small = make_pack(tmp_path / "pretrain", tmp_path / "pack", budget_bytes=large["bytes"] // 2)
+    on_disk = {p.relative_to(tmp_path / "pack").as_posix() for p in (tmp_path / "pack").rglob("*.jpg")}
+    assert on_disk == {e["file"] for e in small["files"]} and small["train_photos"] < large["train_photos"]

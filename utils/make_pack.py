@@ -38,6 +38,7 @@ from model.train_gpu import GpuTrainConfig, centre_crop
 
 PACK_DIR = DATA_DIR / "pack"
 TRANSFER_LIMIT_MIB = 60  # the machine takes 64 MiB; keep room for code that is not committed yet
+MANIFEST_ROOM = 2**17  # pack.json travels too
 QUALITIES = range(85, 101)
 MIN_SIDE = 128  # the GPU recipe's crop size: smaller photos cannot give a training crop
 
@@ -90,7 +91,7 @@ def make_pack(
     """Write the pack; return its manifest (files, sizes, the share of the training set it holds)."""
     split = json.loads((pretrain_dir / "split.json").read_text())
     if budget_bytes is None:
-        budget_bytes = TRANSFER_LIMIT_MIB * 2**20 - tracked_bytes()
+        budget_bytes = TRANSFER_LIMIT_MIB * 2**20 - tracked_bytes() - MANIFEST_ROOM
     order = [("val", f) for f in split["val"]] + [
         ("train", f) for f in random.Random(seed).sample(split["train"], len(split["train"]))
     ]
@@ -120,6 +121,10 @@ def make_pack(
                 "pixels": image.width * image.height,
             }
         )
+    kept = {e["file"] for e in entries}
+    for stale in [*pack_dir.glob("train/*.jpg"), *pack_dir.glob("val/*.jpg")]:
+        if stale.relative_to(pack_dir).as_posix() not in kept:
+            stale.unlink()  # left by an earlier pack: it would travel and be trained on
     train = [e for e in entries if e["file"].startswith("train/")]
     total_pixels = sum(math.prod(Image.open(pretrain_dir / rel).size) for rel in split["train"])
     manifest = {
