@@ -25,10 +25,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if "(default" in text or silent or not action.option_strings:
             return text
         default = action.default
-        if isinstance(default, Path) and default.is_relative_to(ROOT_DIR):
-            default = default.relative_to(ROOT_DIR)
-        if isinstance(default, str) and default.startswith(str(ROOT_DIR) + "/"):
-            default = default.removeprefix(str(ROOT_DIR) + "/")
+        if isinstance(default, Path | str):  # shown as text, relative to the repository when inside it
+            default = str(default).removeprefix(f"{ROOT_DIR}/")
         shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else repr(default)
         return f"{text} (default: {shown.replace('%', '%%')})"
 

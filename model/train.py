@@ -310,12 +310,13 @@ def train_epoch(run: Session, epoch: int, step: int) -> dict:
     run.net.train()
     run.sampler.set_epoch(epoch)
     started, losses, skipped, bad_in_a_row = time.time(), [], 0, 0
+    layout = memory_format(run.config)
     progress = tqdm(
         run.train_loader, desc=f"epoch {epoch}/{run.config.epochs}", leave=False, disable=not run.main_process
     )
     for noisy, clean, sigma in progress:
-        noisy = noisy.to(run.device, memory_format=memory_format(run.config), non_blocking=True)
-        clean = clean.to(run.device, memory_format=memory_format(run.config), non_blocking=True)
+        noisy = noisy.to(run.device, memory_format=layout, non_blocking=True)
+        clean = clean.to(run.device, memory_format=layout, non_blocking=True)
         with torch.autocast(run.device.type, dtype=AMP_DTYPES[run.amp], enabled=run.amp != "none"):
             loss = run.loss_function(run.net(noisy, sigma.to(run.device, non_blocking=True)).float(), clean)
         run.optimizer.zero_grad(set_to_none=True)
