@@ -76,7 +76,9 @@ RECIPES["ours-continued-2"] = continued(
 
 def fine_tune(name: str, **settings) -> TrainConfig:
     """From the shipped denoiser: decoder at 1e-4; the encoder frozen for 2 epochs, then unfrozen
-    a level per epoch at 1e-5; a smaller batch; Charbonnier loss. `settings` override any field."""
+    a level per epoch at 1e-5; a smaller batch; Charbonnier loss. `settings` override any field.
+    The init's output layer is zeroed (`reset_head`, since 2026-11-26; the recorded runs predate
+    it and started from CPU-trained weights that still learnt without it)."""
     config = TrainConfig(
         out_dir=str(C.RUNS_DIR / name),
         init=str(C.CHECKPOINT_PATH),

@@ -7,6 +7,12 @@ the network's input of the same size and the noise level the network is told.
 - SuperResolution: bicubic, antialiased downscaling by 2 or 4, then bicubic upscaling back to
   the original size, so the same U-Net shape applies; optional noise at low resolution.
 - Colorize: the luma (ITU-R BT.601) repeated over three channels.
+
+SuperResolution and Colorize tell the network a small noise level, `TASK_LEVEL`, rather than
+0: the shipped denoiser has learnt to switch its units off at sigma 0 (it returns the input
+unchanged, with gradients about 1,000 times smaller than at sigma 0.005), so a fine-tune told 0
+cannot move. Told 0.01, its features are alive; training zeroes its head first
+(`TrainConfig.reset_head`), so the fine-tune still starts from the input image.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)
+TASK_LEVEL = 0.01  # the noise level SuperResolution and Colorize tell the network (see above)
 
 
 def add_gaussian_noise(
@@ -71,6 +78,7 @@ class Denoise:
 class SuperResolution:
     scale: int = 2
     noise_sigma: float = 0.0  # Gaussian noise added to the low-resolution image
+    level: float = TASK_LEVEL  # the noise level the network is told, at least noise_sigma
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4, 8):
@@ -82,15 +90,17 @@ class SuperResolution:
         low = downscale(clean, self.scale)
         if self.noise_sigma > 0:
             low = add_gaussian_noise(low, self.noise_sigma, generator)
-        return upscale(low, tuple(clean.shape[-2:])), self.noise_sigma
+        return upscale(low, tuple(clean.shape[-2:])), max(self.noise_sigma, self.level)
 
 
 @dataclass
 class Colorize:
+    level: float = TASK_LEVEL  # the noise level the network is told
+
     def degrade(
         self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
     ) -> tuple[torch.Tensor, float]:
-        return to_gray(clean), 0.0
+        return to_gray(clean), self.level
 
 
 Task = Denoise | SuperResolution | Colorize

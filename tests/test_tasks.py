@@ -10,8 +10,8 @@ from benchmarks.eval_tasks import markdown
 from model.checkpoint import load_model, save_checkpoint
 from model.losses import PerceptualLoss, TrainingLoss, vgg_features
 from model.metrics import psnr
-from model.tasks import Colorize, SuperResolution, downscale, upscale
-from model.train import TrainConfig, encoder_levels, set_trainable, train
+from model.tasks import TASK_LEVEL, Colorize, SuperResolution, downscale, upscale
+from model.train import TrainConfig, encoder_levels, reset_head, set_trainable, train, wants_new_head
 from model.unet import UNet
 
 
@@ -24,7 +24,7 @@ def smooth(height=32, width=48):
 def test_super_resolution_input_is_the_bicubic_upscale_of_the_downscale(scale):
     clean = smooth()
     degraded, sigma = SuperResolution(scale).degrade(clean, random.Random(0), torch.Generator())
-    assert degraded.shape == clean.shape and sigma == 0.0
+    assert degraded.shape == clean.shape and sigma == TASK_LEVEL
     assert downscale(clean, scale).shape[-2:] == (32 // scale, 48 // scale)
     torch.testing.assert_close(degraded, upscale(downscale(clean, scale), (32, 48)))
     assert 20 < psnr(degraded, clean).item() < 100  # smooth: close, but not identical
@@ -33,8 +33,47 @@ def test_super_resolution_input_is_the_bicubic_upscale_of_the_downscale(scale):
 
 
 def test_colorize_input_is_gray_in_three_channels():
-    gray, _ = Colorize().degrade(smooth(), random.Random(0), torch.Generator())
+    gray, level = Colorize().degrade(smooth(), random.Random(0), torch.Generator())
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+    assert level == TASK_LEVEL
+
+
+def test_sr_tells_the_network_its_noise_when_above_the_task_level():
+    _, level = SuperResolution(2, noise_sigma=0.05).degrade(smooth(), random.Random(0), torch.Generator())
+    assert level == 0.05 > TASK_LEVEL > 0
+
+
+def residual_denoiser() -> UNet:
+    return UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+
+
+@pytest.mark.parametrize(
+    ("task", "choice", "init", "expected"),
+    [
+        ("sr", "auto", "w.pth", True),
+        ("colorize", "auto", "w.pth", True),
+        ("denoise", "auto", "w.pth", False),
+        ("sr", "auto", "", False),  # nothing to reset when training from scratch
+        ("sr", "no", "w.pth", False),
+        ("denoise", "yes", "w.pth", True),
+    ],
+)
+def test_a_new_task_on_init_weights_gets_a_new_head(task, choice, init, expected):
+    config = TrainConfig(task=task, reset_head=choice, init=init)
+    assert wants_new_head(config, residual_denoiser()) is expected
+    plain = UNet(base_channels=4, depth=2)  # not residual: a zero head would output zeros, so auto leaves it
+    assert wants_new_head(TrainConfig(task="sr", init="w.pth"), plain) is False
+
+
+def test_a_zeroed_head_returns_the_input_and_still_has_gradients():
+    torch.manual_seed(0)
+    model = residual_denoiser()
+    image = torch.rand(2, 3, 16, 16)
+    assert not torch.equal(model(image, TASK_LEVEL), image)
+    reset_head(model)
+    assert torch.equal(model(image, TASK_LEVEL), image)
+    (model(image, TASK_LEVEL) - image.flip(-1)).abs().mean().backward()
+    assert model.out_conv.weight.grad.abs().sum() > 0  # the head learns from the first step
 
 
 def test_sigmoid_output_is_bounded_and_not_residual():
@@ -82,6 +121,7 @@ def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_fol
     encoder = [k for k in before if k.split(".")[0] in {"in_conv", "enc_1", "enc_2"}]
     assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
     assert not all(torch.equal(before[k], after[k]) for k in before if k not in encoder)
+    assert after["out_conv.weight"].abs().max() < before["out_conv.weight"].abs().max() / 10  # the new head
     groups = checkpoint["optimizer"]["param_groups"]
     assert groups[1]["initial_lr"] == pytest.approx(0.1 * groups[0]["initial_lr"])
 
