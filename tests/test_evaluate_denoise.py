@@ -9,6 +9,7 @@ from PIL import Image
 from model.checkpoint import save_checkpoint
 from model.denoise import denoise_file
 from model.evaluate import evaluate_run, markdown_table
+from model.tasks import TASK_LEVEL
 from model.train import TrainConfig, train
 from model.unet import UNet
 from tests.conftest import ROOT
@@ -112,5 +113,5 @@ def test_a_blind_run_is_evaluated_over_its_sigma_range(tmp_path, image_folder):
 
 def test_a_super_resolution_run_is_scored_as_super_resolution(tmp_path, image_folder):
     rows = small_run(tmp_path, image_folder, "sr", task="sr", scale=2)
-    assert all(r["sigma"] == 0 for r in rows)
+    assert all(r["sigma"] == pytest.approx(TASK_LEVEL) for r in rows)  # the level the network is told
     assert min(r["psnr_noisy"] for r in rows) > 15  # the bicubic input, not sigma-0.5 noise (~6 dB)
