@@ -42,6 +42,8 @@ from model.split import default_split, load_split
 from model.tasks import Colorize, Denoise, SuperResolution, Task
 from model.unet import UNet, UNetConfig
 
+RESET_HEAD_CHOICES = ("auto", "yes", "no")
+
 
 class TrainingDiverged(RuntimeError):
     """The loss kept being NaN or infinite."""
@@ -73,7 +75,7 @@ class TrainConfig:
         "auto",
         "zero the output convolution of --init weights, so a residual U-Net starts from its input: "
         "auto (for sr and colorize), yes or no",
-        ("auto", "yes", "no"),
+        RESET_HEAD_CHOICES,
     )
     # noise
     sigma: float = option(C.NOISE_SIGMA, "noise sigma on the [0, 1] scale (the lowest, with sigma_max)")
@@ -256,8 +258,8 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise FileExistsError(f"{config.out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
     if config.loss not in PIXEL_LOSSES or config.amp not in AMP_CHOICES:
         raise ValueError(f"loss must be one of {list(PIXEL_LOSSES)} and amp one of {list(AMP_CHOICES)}")
-    if config.reset_head not in ("auto", "yes", "no"):
-        raise ValueError(f"reset_head must be auto, yes or no, got {config.reset_head!r}")
+    if config.reset_head not in RESET_HEAD_CHOICES:
+        raise ValueError(f"reset_head must be one of {list(RESET_HEAD_CHOICES)}, got {config.reset_head!r}")
     if world_size > 1 and config.freeze_epochs > 0:
         raise ValueError("freezing layers is not supported with several processes (DDP); use one process")
     if config.batch_size % world_size:

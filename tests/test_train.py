@@ -127,6 +127,8 @@ def test_unknown_loss_or_precision_is_refused(tmp_path, image_folder):
         train(tiny_config(tmp_path, image_folder, loss="ssim"))
     with pytest.raises(ValueError, match="amp one of"):
         train(tiny_config(tmp_path, image_folder, amp="int8"))
+    with pytest.raises(ValueError, match="reset_head must be one of"):
+        train(tiny_config(tmp_path, image_folder, reset_head="maybe"))
 
 
 def test_time_budget_stops_at_an_epoch_boundary_and_holds_on_resume(tmp_path, image_folder):
