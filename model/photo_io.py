@@ -9,6 +9,7 @@ An EXIF orientation is applied to the pixels when the photo is read and the tag 
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from model.files import atomic_write
 MIN_SIDE = 8  # smaller images have no texture to denoise and no room for the noise estimate
 MAX_MEGAPIXELS = 100.0  # default limit; larger photos need --max-megapixels (they are tiled anyway)
 FORMATS = {"png": "PNG", "tif": "TIFF", "jpg": "JPEG", "webp": "WEBP"}
+EIGHT_BIT_FORMATS = ("jpg", "jpeg", "webp")
 ORIENTATION = 0x0112  # the EXIF tag
 
 
@@ -100,21 +102,51 @@ def upright(image: Image.Image, info: dict) -> Image.Image:
 
 
 def write_photo(photo: Photo, path: str | Path) -> Path:
-    """Write atomically in the format of the suffix; 16-bit colour must be PNG."""
+    """Write atomically in the format of the suffix, in the deepest pixels that format holds.
+
+    16-bit and float pixels going to an 8-bit format (JPEG, WebP) are scaled to 8 bits, and
+    float pixels going to PNG (which has no float) to 16 bits, each with a warning; 16-bit
+    colour goes to PNG, or to 8 bits for JPEG and WebP. A format that cannot take the image
+    raises PhotoError naming the file."""
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
-    if isinstance(photo.pixels, np.ndarray):
+    pixels, info = photo.pixels, dict(photo.info)
+    deep = deep_pixels(pixels)
+    if suffix in EIGHT_BIT_FORMATS and deep:
+        warnings.warn(f"{path}: {deep} pixels written as 8-bit {suffix.upper()}", stacklevel=2)
+        pixels = Image.fromarray(rescale(np.asarray(pixels), np.uint8))
+    elif suffix == "png" and deep == "float":
+        warnings.warn(f"{path}: float pixels written as 16-bit PNG (PNG holds no float)", stacklevel=2)
+        pixels = Image.fromarray(rescale(np.asarray(pixels), np.uint16))
+    if isinstance(pixels, np.ndarray):
         if suffix != "png":
-            raise PhotoError(f"{path}: 16-bit colour can only be written as PNG")
-        height, width, planes = photo.pixels.shape
+            raise PhotoError(f"{path}: 16-bit colour can only be written as PNG (or as 8-bit JPEG or WebP)")
+        height, width, planes = pixels.shape
         writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
         with atomic_write(path, "wb", ".png") as file:
-            writer.write(file, photo.pixels.reshape(height, width * planes))
+            writer.write(file, pixels.reshape(height, width * planes))
         return path
-    image, info = photo.pixels, dict(photo.info)
-    if suffix in ("jpg", "jpeg") and image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")  # JPEG has no alpha or 16-bit; say so by converting, not failing
-    options = {"quality": 95} if suffix in ("jpg", "jpeg", "webp") else {}
-    with atomic_write(path, "wb", path.suffix) as file:
-        image.save(file, format=FORMATS.get(suffix, "PNG"), **info, **options)
+    if suffix in ("jpg", "jpeg") and pixels.mode not in ("RGB", "L"):
+        pixels = pixels.convert("L" if pixels.mode == "LA" else "RGB")  # JPEG has no alpha
+    options = {"quality": 95} if suffix in EIGHT_BIT_FORMATS else {}
+    try:
+        with atomic_write(path, "wb", path.suffix) as file:
+            pixels.save(file, format=FORMATS.get(suffix, "PNG"), **info, **options)
+    except (OSError, ValueError, KeyError) as error:
+        raise PhotoError(f"{path}: cannot write {pixels.mode} pixels as {suffix.upper()} ({error})") from error
     return path
+
+
+def deep_pixels(pixels: Image.Image | np.ndarray) -> str:
+    """How deep the pixels are beyond 8 bits: "16-bit" (uint16 arrays, I;16 and I images), "float"
+    (F images), or "" (8 bits)."""
+    if isinstance(pixels, np.ndarray) or pixels.mode.startswith("I"):
+        return "16-bit"
+    return "float" if pixels.mode == "F" else ""
+
+
+def rescale(array: np.ndarray, dtype: type) -> np.ndarray:
+    """uint16 or float [0, 1] pixels on the full scale of `dtype` (uint8 or uint16), rounded."""
+    source_top = 1.0 if array.dtype.kind == "f" else 65535.0
+    top = np.iinfo(dtype).max
+    return np.round(array.astype(np.float64) * (top / source_top)).clip(0, top).astype(dtype)

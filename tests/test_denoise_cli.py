@@ -91,6 +91,55 @@ def test_16_bit_png_stays_16_bit(tmp_path, capsys, checkpoint):
     assert (width, height, meta["bitdepth"], meta["planes"]) == (24, 20, 16, 3)
 
 
+def deep_outputs(tmp_path, capsys, checkpoint, source, formats):
+    """Denoise `source` into each format; return {format: (output pixels, CLI output)}."""
+    results = {}
+    for suffix in formats:
+        code, output = run(capsys, source, "-o", tmp_path / suffix, "--format", suffix, "--checkpoint", checkpoint)
+        assert code == 0, output
+        result = tmp_path / suffix / f"{source.stem}_denoised.{suffix}"
+        results[suffix] = (np.asarray(Image.open(result)).astype(np.float64), output)
+    return results
+
+
+@pytest.mark.parametrize("mode", ["I;16", "F"])
+def test_16_bit_and_float_gray_reach_every_format_on_their_scale(tmp_path, capsys, checkpoint, mode):
+    rng = np.random.default_rng(3)
+    top = 65535 if mode == "I;16" else 1.0
+    pixels = (rng.random((24, 32)) * top).astype(np.uint16 if mode == "I;16" else np.float32)
+    source = tmp_path / "deep.tif"
+    Image.fromarray(pixels).save(source)
+    outputs = deep_outputs(tmp_path, capsys, checkpoint, source, ["tif", "png", "jpg", "webp"])
+    full, output = outputs["tif"]  # TIFF holds both as they are
+    assert "written as" not in output
+    kind = "16-bit" if mode == "I;16" else "float"
+    for suffix in ("jpg", "webp"):  # 8 bits, scaled from the full range, not clipped to white or black
+        eight_bit, output = outputs[suffix]
+        gray = eight_bit if eight_bit.ndim == 2 else eight_bit.mean(axis=2)
+        assert np.abs(gray - full * 255 / top).mean() < 3
+        assert f"{kind} pixels written as 8-bit {suffix.upper()}" in output
+    png_pixels, output = outputs["png"]
+    assert np.abs(png_pixels - full * 65535 / top).max() <= 0.5 + 1e-6  # 16 bits (float rounded to them)
+    assert ("float pixels written as 16-bit PNG" in output) == (mode == "F")
+
+
+def test_16_bit_colour_becomes_8_bit_jpeg_and_is_refused_as_tiff(tmp_path, capsys, checkpoint):
+    ramp = np.linspace(0, 1, 24)[None, :, None] * np.linspace(0.2, 1, 20)[:, None, None]
+    pixels = (ramp * [65535, 40000, 20000]).astype(np.uint16)  # smooth: JPEG's colour subsampling keeps it
+    source = tmp_path / "deep.png"
+    with open(source, "wb") as file:
+        png.Writer(24, 20, bitdepth=16, greyscale=False).write(file, pixels.reshape(20, -1))
+    eight_bit, output = deep_outputs(tmp_path, capsys, checkpoint, source, ["jpg"])["jpg"]
+    assert "16-bit pixels written as 8-bit JPG" in output
+    assert run(capsys, source, "-o", tmp_path / "png", "--checkpoint", checkpoint)[0] == 0
+    _, _, rows, _ = png.Reader(filename=str(tmp_path / "png" / "deep_denoised.png")).asDirect()
+    sixteen_bit = np.vstack([np.asarray(row, np.float64) for row in rows]).reshape(20, 24, 3)
+    assert np.abs(eight_bit - sixteen_bit / 257).mean() < 3
+    code, output = run(capsys, source, "-o", tmp_path / "tif", "--format", "tif", "--checkpoint", checkpoint)
+    assert code == 1 and "deep_denoised.tif: 16-bit colour can only be written as PNG" in output
+    assert not list((tmp_path / "tif").iterdir())
+
+
 def test_existing_output_needs_overwrite(tmp_path, capsys, checkpoint, photo):
     args = (photo, "-o", tmp_path / "out", "--checkpoint", checkpoint)
     assert run(capsys, *args)[0] == 0
