@@ -41,6 +41,7 @@ SIGMA_MAX = 0.5
 ESTIMATE_SIDE = 1024  # the noise estimate looks at a central crop at most this big
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where the hardware multiplies it natively
 DEFAULT_PRECISION = "auto"  # bf16 moved no eval_quality row by more than 0.04 dB (2026-11-26)
+STRAIGHT_ALPHA = {"La": "LA", "RGBa": "RGBA"}  # premultiplied modes, as Pillow's filters make them
 NOISE_MARGIN = 6  # float inputs may stray this many sigmas outside [0, 1]: noise, not another scale
 
 
@@ -131,7 +132,8 @@ def denoise_array(
     check_strength(strength)
     image = array[..., None] if array.ndim == 2 else array
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"expected H x W or H x W x C with C in 1-4, got shape {array.shape}")
+        hint = " (channels first? pass array.transpose(1, 2, 0))" if image.ndim == 3 and image.shape[0] <= 4 else ""
+        raise ValueError(f"expected H x W or H x W x C with C in 1-4, got shape {array.shape}{hint}")
     if min(image.shape[:2]) < MIN_SIDE:
         raise ValueError(f"image is {image.shape[1]}x{image.shape[0]}; at least {MIN_SIDE}x{MIN_SIDE} pixels needed")
     if image.dtype.kind == "f" and not np.isfinite(image).all():
@@ -203,7 +205,8 @@ def denoise(
 ) -> np.ndarray | Image.Image | torch.Tensor:
     """Denoise a numpy array (H x W [x C]), a PIL image or a tensor ((C, H, W) or (N, C, H, W)).
 
-    Returns the same kind, shape and pixel type. `model=None` uses the pretrained model;
+    Returns the same kind, shape and pixel type; uint8 and uint16 (numpy or tensor, e.g. from
+    `torchvision.io.read_image`) are read on their full scale, floats as [0, 1]. `model=None` uses the pretrained model;
     `sigma` is the noise std on the [0, 1] scale (25/255 ~ 0.098), estimated from the image
     when None, and multiplied by `strength`. Images larger than `tile` are processed in tiles
     overlapping by `overlap`. `ensemble=True` averages over 8 flips and rotations (8x slower,
@@ -224,8 +227,10 @@ def denoise(
     if isinstance(image, torch.Tensor):
         if image.ndim not in (3, 4):
             raise ValueError(f"expected a (C, H, W) or (N, C, H, W) tensor, got shape {tuple(image.shape)}")
-        batch = image[None] if image.ndim == 3 else image
-        arrays = batch.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+        batch = (image[None] if image.ndim == 3 else image).detach().permute(0, 2, 3, 1).cpu()
+        if batch.dtype not in (torch.uint8, torch.uint16):  # integers keep their scale (read_image gives uint8)
+            batch = batch.float()
+        arrays = batch.numpy()
         outs = [denoise_array(a, model, sigma, **options) for a in arrays]
         out = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).to(image.device, image.dtype)
         return out[0] if image.ndim == 3 else out
@@ -234,15 +239,17 @@ def denoise(
 
 def denoise_pil(image: Image.Image, model: UNet, sigma: float | None = None, **options) -> Image.Image:
     """A PIL image of any mode: 8-bit gray and colour modes keep their mode, 16-bit gray (I;16 in
-    any byte order, I) comes back as I;16, F as F; palette, 1-bit, CMYK and YCbCr become RGB(A).
+    any byte order, I) comes back as I;16, F as F, premultiplied La / RGBa as LA / RGBA; other
+    modes (palette, 1-bit, CMYK, YCbCr, LAB) become RGB, or RGBA where they carry transparency.
     `options` are denoise_array's."""
+    if image.mode in STRAIGHT_ALPHA:
+        image = image.convert(STRAIGHT_ALPHA[image.mode])
     if image.mode in ("L", "LA", "RGB", "RGBA", "F"):
         pixels = np.asarray(image)
     elif image.mode.startswith("I"):
         pixels = np.asarray(image).clip(0, 65535).astype(np.uint16)
     else:
-        has_alpha = "A" in image.mode or "transparency" in image.info
-        pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+        pixels = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
     out = Image.fromarray(denoise_array(pixels, model, sigma, **options))  # the mode follows dtype and shape
     out.info = {key: value for key, value in image.info.items() if key in ("exif", "icc_profile", "dpi")}
     return out

@@ -83,6 +83,36 @@ def test_every_input_kind_comes_back_as_the_same_kind(model):
     assert denoise(torch.stack([tensor, tensor]), model, 0.1).shape == (2, *tensor.shape)
 
 
+def test_integer_tensors_are_read_on_their_full_scale(model):
+    photo = noisy_photo().clip(0, 1)
+    u8 = (photo * 255).round().astype(np.uint8)
+    from_array = denoise(u8, model, 0.1)
+    as_tensor = torch.from_numpy(u8).permute(2, 0, 1)  # what torchvision.io.read_image gives
+    out = denoise(as_tensor, model, 0.1)
+    assert out.dtype == torch.uint8
+    np.testing.assert_array_equal(out.permute(1, 2, 0).numpy(), from_array)
+    u16 = torch.from_numpy((photo * 65535).astype(np.int32)).permute(2, 0, 1).to(torch.uint16)
+    out16 = denoise(u16[None], model, 0.1)
+    assert out16.dtype == torch.uint16 and out16.shape == (1, *u16.shape)
+    assert np.abs(out16[0].numpy().astype(np.float64) / 257 - out.numpy()).mean() < 1
+
+
+def test_channels_first_arrays_get_a_hint(model):
+    with pytest.raises(ValueError, match=r"channels first\? pass array.transpose\(1, 2, 0\)"):
+        denoise(noisy_photo().transpose(2, 0, 1), model, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("LAB", "RGB"), ("CMYK", "RGB"), ("La", "LA"), ("RGBa", "RGBA"), ("PA", "RGBA"), ("1", "RGB")],
+)
+def test_every_pil_mode_is_denoised_and_only_transparency_makes_alpha(model, mode, expected):
+    rgba = Image.fromarray((noisy_photo().clip(0, 1) * 255).astype(np.uint8)).convert("RGBA")
+    source = {"La": rgba.convert("LA"), "PA": rgba.convert("P")}.get(mode, rgba.convert("RGB")).convert(mode)
+    out = denoise(source, model, 0.1)
+    assert out.mode == expected and out.size == source.size
+
+
 def test_alpha_is_kept_untouched(model):
     rgb = (noisy_photo().clip(0, 1) * 255).astype(np.uint8)
     alpha = np.random.default_rng(2).integers(0, 256, rgb.shape[:2], dtype=np.uint8)
