@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+from model.photo_io import readable_extensions
 
 
 @dataclass
@@ -25,12 +25,6 @@ class Batch:
     problems: list[str] = field(default_factory=list)  # one line per entry that cannot be used
     skipped: int = 0  # files in folders that are not images
     notes: list[str] = field(default_factory=list)  # harmless: the same photo named twice
-
-
-def readable_extensions() -> set[str]:
-    """File name extensions of the formats Pillow can open (not those it can only write)."""
-    Image.init()
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
 def entry_problem(path: Path) -> str | None:

@@ -1,9 +1,10 @@
 """Read and write user photos for the denoise CLI without losing what the file carries.
 
-Pillow covers most formats; 16-bit colour PNGs (which Pillow reduces to 8 bits) go through
-pypng. EXIF and ICC profiles are carried over to the output where its format can hold them.
-An EXIF orientation is applied to the pixels when the photo is read and the tag reset to 1
-("upright"), so the output looks right in every viewer, also those that ignore the tag.
+Pillow covers most formats, pillow-heif adds the HEIC / HEIF photos of phones; 16-bit colour
+PNGs (which Pillow reduces to 8 bits) go through pypng. EXIF and ICC profiles are carried over
+to the output where its format can hold them. An EXIF orientation is applied to the pixels
+when the photo is read and the tag reset to 1 ("upright"), so the output looks right in every
+viewer, also those that ignore the tag.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import png
 from PIL import Image, ImageOps
+from pillow_heif import register_heif_opener
 
 from model.files import atomic_write
 
@@ -24,6 +26,15 @@ MAX_MEGAPIXELS = 100.0  # default limit; larger photos need --max-megapixels (th
 FORMATS = {"png": "PNG", "tif": "TIFF", "jpg": "JPEG", "webp": "WEBP"}
 EIGHT_BIT_FORMATS = ("jpg", "jpeg", "webp")
 ORIENTATION = 0x0112  # the EXIF tag
+RAW_SUFFIXES = {".arw", ".cr2", ".cr3", ".dng", ".nef", ".nrw", ".orf", ".pef", ".raf", ".rw2", ".srw"}
+
+register_heif_opener()
+
+
+def readable_extensions() -> set[str]:
+    """File name extensions of the formats Pillow can open (not those it can only write)."""
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
 class PhotoError(ValueError):
@@ -87,7 +98,9 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
     except PhotoError:
         raise
     except (OSError, SyntaxError, ValueError, png.Error) as error:
-        raise PhotoError(f"{path}: cannot read image ({error})") from error
+        raw = path.suffix.lower() in RAW_SUFFIXES
+        hint = "; a camera RAW file: develop it to TIFF or PNG first (darktable, RawTherapee)" if raw else ""
+        raise PhotoError(f"{path}: cannot read image ({error}){hint}") from error
 
 
 def upright(image: Image.Image, info: dict) -> Image.Image:

@@ -140,6 +140,25 @@ def test_16_bit_colour_becomes_8_bit_jpeg_and_is_refused_as_tiff(tmp_path, capsy
     assert not list((tmp_path / "tif").iterdir())
 
 
+def test_a_folder_of_phone_photos_in_heic_is_denoised(tmp_path, capsys, checkpoint):
+    pixels = np.random.default_rng(5).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    Image.fromarray(pixels).save(folder / "IMG_0001.HEIC", quality=90)
+    code, output = run(capsys, folder, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 0, output
+    assert "1 of 1 images denoised" in output and "skipped" not in output
+    assert Image.open(tmp_path / "out" / "IMG_0001_denoised.png").size == (40, 32)
+
+
+def test_a_camera_raw_file_says_to_develop_it_first(tmp_path, capsys, checkpoint, photo):
+    raw = tmp_path / "DSC_0042.NEF"
+    raw.write_bytes(b"MM\x00\x2a" + bytes(64))  # a TIFF-like header Pillow cannot decode as a photo
+    check_one_failure(capsys, tmp_path, checkpoint, photo, raw, "cannot read image")
+    _, output = run(capsys, raw, "-o", tmp_path / "alone", "--checkpoint", checkpoint)
+    assert "camera RAW file: develop it to TIFF or PNG first" in output
+
+
 def test_existing_output_needs_overwrite(tmp_path, capsys, checkpoint, photo):
     args = (photo, "-o", tmp_path / "out", "--checkpoint", checkpoint)
     assert run(capsys, *args)[0] == 0
