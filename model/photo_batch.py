@@ -45,9 +45,12 @@ def entry_problem(path: Path) -> str | None:
     return f"{path}: not a regular file (a {kind})"
 
 
-def walk(folder: Path, batch: Batch, extensions: set[str], visited: frozenset = frozenset()) -> list[Path]:
+def walk(
+    folder: Path, batch: Batch, extensions: set[str], output_dir: Path, visited: frozenset = frozenset()
+) -> list[Path]:
     """Photos below `folder`, sorted; unusable entries go to batch.problems, other files to batch.skipped.
-    `visited` holds the folders above, so a link back to one of them is reported, not followed."""
+    `visited` holds the folders above, so a link back to one of them is reported, not followed.
+    The output folder is not searched: a second run must not denoise the first run's outputs."""
     info = folder.stat()
     if (info.st_dev, info.st_ino) in visited:
         batch.problems.append(f"{folder}: symbolic link loop (back to a folder above it)")
@@ -63,8 +66,10 @@ def walk(folder: Path, batch: Batch, extensions: set[str], visited: frozenset = 
         problem = entry_problem(entry)
         if problem:
             batch.problems.append(problem)
+        elif entry.is_dir() and entry.resolve() == output_dir:
+            batch.notes.append(f"{entry}: the output folder; not searched")
         elif entry.is_dir():
-            photos += walk(entry, batch, extensions, visited)
+            photos += walk(entry, batch, extensions, output_dir, visited)
         elif entry.suffix.lower() in extensions:
             photos.append(entry)
         else:
@@ -94,7 +99,7 @@ def collect(items: list[Path], output_dir: Path, suffix: str) -> Batch:
         if problem:
             batch.problems.append(problem)
         else:
-            sources += walk(item, batch, extensions) if item.is_dir() else [item]
+            sources += walk(item, batch, extensions, output_dir.resolve()) if item.is_dir() else [item]
     seen: dict[Path, Path] = {}
     unique = []
     for source in sources:

@@ -102,17 +102,6 @@ def test_channels_first_arrays_get_a_hint(model):
         denoise(noisy_photo().transpose(2, 0, 1), model, 0.1)
 
 
-@pytest.mark.parametrize(
-    ("mode", "expected"),
-    [("LAB", "RGB"), ("CMYK", "RGB"), ("La", "LA"), ("RGBa", "RGBA"), ("PA", "RGBA"), ("1", "RGB")],
-)
-def test_every_pil_mode_is_denoised_and_only_transparency_makes_alpha(model, mode, expected):
-    rgba = Image.fromarray((noisy_photo().clip(0, 1) * 255).astype(np.uint8)).convert("RGBA")
-    source = {"La": rgba.convert("LA"), "PA": rgba.convert("P")}.get(mode, rgba.convert("RGB")).convert(mode)
-    out = denoise(source, model, 0.1)
-    assert out.mode == expected and out.size == source.size
-
-
 def test_alpha_is_kept_untouched(model):
     rgb = (noisy_photo().clip(0, 1) * 255).astype(np.uint8)
     alpha = np.random.default_rng(2).integers(0, 256, rgb.shape[:2], dtype=np.uint8)

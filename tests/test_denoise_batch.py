@@ -99,6 +99,18 @@ def test_a_messy_folder_denoises_every_readable_photo_and_names_each_bad_entry(t
     assert hashes(messy_folder) == before
 
 
+def test_an_output_folder_inside_the_input_folder_is_not_searched(tmp_path, checkpoint):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    picture().save(folder / "cat.jpg")
+    first = run_cli(folder, "-o", folder / "denoised", "--checkpoint", checkpoint)
+    again = run_cli(folder, "-o", folder / "denoised", "--checkpoint", checkpoint, "--overwrite")
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    assert f"note: {folder / 'denoised'}: the output folder; not searched" in again.stderr
+    assert "1 of 1 images denoised" in again.stdout
+    assert [p.name for p in (folder / "denoised").iterdir()] == ["cat_denoised.png"]
+
+
 def test_output_names_stay_distinct():
     sources = [Path(p) for p in ("a/x.png", "b/x.png", "a/x.tif", "a/y.jpg")]
     names = [p.name for p in output_names(sources, Path("out"), "png")]
@@ -127,7 +139,8 @@ def test_collect_reports_a_missing_item():
     assert batch.problems == ["no/such/photo.png: no such file or folder"] and batch.pairs == []
 
 
-MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "I;16", "I;16B", "I;16L", "I", "F"]
+MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"]
+MODES += ["I;16", "I;16B", "I;16L", "I", "F"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -141,11 +154,13 @@ def test_every_pillow_mode_of_photos_is_denoised(model, mode):
         image = Image.fromarray(gray16.astype(np.float32) / 65535)
     elif mode == "PA":
         image = picture().convert("P").convert("PA")
+    elif mode in ("La", "RGBa"):  # premultiplied alpha, from the straight-alpha mode
+        image = picture().convert(mode.upper()).convert(mode)
     else:
         image = picture().convert(mode)
     out = denoise(image, model, 0.05)
     expected = {"I;16B": "I;16", "I;16L": "I;16", "I": "I;16", "1": "RGB", "P": "RGB", "PA": "RGBA"}
-    expected |= {"CMYK": "RGB", "YCbCr": "RGB"}
+    expected |= {"CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "La": "LA", "RGBa": "RGBA"}
     assert out.mode == expected.get(mode, mode) and out.size == image.size
     if mode.startswith("I"):  # 16-bit stays 16-bit and close to its input (the model is tiny and untrained)
         assert np.abs(np.asarray(out).astype(float) - gray16).mean() < 0.2 * 65535
