@@ -7,7 +7,8 @@
 
 Large images are denoised in overlapping, blended tiles, so memory stays bounded. The CLI
 writes `<name>_denoised.png` (or --format) atomically, never overwrites an input, replaces an
-existing output only with --overwrite, and carries on past a bad file, listing the failures.
+existing output only with --overwrite (--skip-existing keeps them: an interrupted batch goes
+on), and carries on past a bad file, listing the failures.
 """
 
 from __future__ import annotations
@@ -270,7 +271,7 @@ def denoise_file(
     if target.resolve() == source.resolve():
         raise ValueError(f"{target}: output would overwrite the input")
     if target.exists() and not overwrite:
-        raise FileExistsError(f"{target}: exists; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(f"{target}: exists; pass overwrite=True (--overwrite) to replace it, or --skip-existing")
     photo = read_photo(source, max_megapixels)
     if photo.frames > 1:
         warnings.warn(f"{source}: {photo.frames} frames; only the first is denoised", stacklevel=2)
@@ -314,7 +315,11 @@ def main(argv: list[str] | None = None) -> None:
         default=MAX_MEGAPIXELS,
         help="larger photos are refused, checked from the file header",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument(
+        "--skip-existing", action="store_true", help="keep existing outputs: go on with an interrupted batch"
+    )
     parser.add_argument("--ensemble", action="store_true", help="average 8 flips/rotations: 8x slower, a little better")
     args = parser.parse_args(argv)
 
@@ -340,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
         "progress": True,
     }
     failures = list(batch.problems)
-    for source, target in tqdm(batch.pairs, desc="denoising", unit="image"):
+    kept = [pair for pair in batch.pairs if args.skip_existing and pair[1].exists()]
+    for source, target in tqdm([pair for pair in batch.pairs if pair not in kept], desc="denoising", unit="image"):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -350,8 +356,9 @@ def main(argv: list[str] | None = None) -> None:
         except (PhotoError, FileExistsError, ValueError, OSError) as error:
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)
-    done = len(batch.pairs) - (len(failures) - len(batch.problems))
+    done = len(batch.pairs) - len(kept) - (len(failures) - len(batch.problems))
     skipped = f"; skipped {batch.skipped} non-image file(s) in the folders" if batch.skipped else ""
+    skipped += f"; kept {len(kept)} existing output(s)" if kept else ""
     print(f"{done} of {len(batch.pairs) + len(batch.problems)} images denoised into {args.output_dir}{skipped}")
     if failures:
         print(f"{len(failures)} failed:\n  " + "\n  ".join(failures), file=sys.stderr)

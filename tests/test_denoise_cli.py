@@ -167,6 +167,20 @@ def test_existing_output_needs_overwrite(tmp_path, capsys, checkpoint, photo):
     assert run(capsys, *args, "--overwrite")[0] == 0
 
 
+def test_skip_existing_goes_on_with_an_interrupted_batch(tmp_path, capsys, checkpoint, photo):
+    second = photo.with_name("second.png")
+    Image.open(photo).save(second)
+    out = tmp_path / "out"
+    assert run(capsys, photo, "-o", out, "--checkpoint", checkpoint)[0] == 0  # "interrupted" after one photo
+    before = (out / "photo_denoised.png").stat().st_mtime_ns
+    code, output = run(capsys, photo, second, "-o", out, "--checkpoint", checkpoint, "--skip-existing")
+    assert code == 0, output
+    assert "1 of 2 images denoised" in output and "kept 1 existing output(s)" in output
+    assert (out / "photo_denoised.png").stat().st_mtime_ns == before and (out / "second_denoised.png").exists()
+    code, output = run(capsys, photo, "-o", out, "--checkpoint", checkpoint, "--skip-existing", "--overwrite")
+    assert code == 2 and "not allowed with argument" in output
+
+
 def check_one_failure(capsys, tmp_path, checkpoint, photo, bad, message):
     code, output = run(capsys, photo, bad, "-o", tmp_path / "out", "--checkpoint", checkpoint)
     assert code == 1
