@@ -275,9 +275,14 @@ def denoise_file(
     photo = read_photo(source, max_megapixels)
     if photo.frames > 1:
         warnings.warn(f"{source}: {photo.frames} frames; only the first is denoised", stacklevel=2)
-    if isinstance(photo.pixels, np.ndarray):
-        return write_photo(Photo(denoise_array(photo.pixels, model, sigma, **options)), target)
-    return write_photo(Photo(denoise_pil(photo.pixels, model, sigma, **options), photo.info), target)
+    try:
+        if isinstance(photo.pixels, np.ndarray):
+            clean = Photo(denoise_array(photo.pixels, model, sigma, **options), photo.info)
+        else:
+            clean = Photo(denoise_pil(photo.pixels, model, sigma, **options), photo.info)
+    except ValueError as error:  # e.g. float pixels on another scale than [0, 1]
+        raise PhotoError(f"{source}: {error}") from error
+    return write_photo(clean, target)
 
 
 def check_writable(folder: Path) -> None:

@@ -1,7 +1,8 @@
 """Read and write user photos for the denoise CLI without losing what the file carries.
 
 Pillow covers most formats, pillow-heif adds the HEIC / HEIF photos of phones; 16-bit colour
-PNGs (which Pillow reduces to 8 bits) go through pypng. EXIF and ICC profiles are carried over
+PNGs and 16-bit or float colour TIFFs (which Pillow reduces to 8 bits or cannot open) go
+through pypng and tifffile. EXIF and ICC profiles are carried over
 to the output where its format can hold them. An EXIF orientation is applied to the pixels
 when the photo is read and the tag reset to 1 ("upright"), so the output looks right in every
 viewer, also those that ignore the tag.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import png
+import tifffile
 from PIL import Image, ImageOps
 from pillow_heif import register_heif_opener
 
@@ -43,7 +45,7 @@ class PhotoError(ValueError):
 
 @dataclass
 class Photo:
-    """Pixels (a PIL image, or an H x W x C uint16 array for 16-bit colour) and metadata to keep."""
+    """Pixels (a PIL image, or an H x W x C uint16 or float array for deep colour) and metadata to keep."""
 
     pixels: Image.Image | np.ndarray
     info: dict = field(default_factory=dict)
@@ -84,6 +86,9 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
             w, h, rows, meta = png.Reader(filename=str(path)).asDirect()
             array = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(h, w, meta["planes"])
             return Photo(array)
+        deep = deep_tiff(path, max_megapixels)
+        if deep:
+            return deep
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours applies, with a clearer message
         try:
             with Image.open(path) as image:
@@ -97,10 +102,42 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
             Image.MAX_IMAGE_PIXELS = pillow_limit
     except PhotoError:
         raise
-    except (OSError, SyntaxError, ValueError, png.Error) as error:
+    except (OSError, SyntaxError, ValueError, png.Error, tifffile.TiffFileError) as error:
         raw = path.suffix.lower() in RAW_SUFFIXES
         hint = "; a camera RAW file: develop it to TIFF or PNG first (darktable, RawTherapee)" if raw else ""
         raise PhotoError(f"{path}: cannot read image ({error}){hint}") from error
+
+
+def deep_tiff(path: Path, max_megapixels: float) -> Photo | None:
+    """A TIFF of 16-bit or float colour (what raw developers and scanners write), read whole with
+    its ICC profile and turned upright; None for any other file, which Pillow reads as it is."""
+    with open(path, "rb") as file:
+        if file.read(4) not in (b"II*\x00", b"MM\x00*"):
+            return None
+    try:
+        tiff = tifffile.TiffFile(path)
+    except (tifffile.TiffFileError, ValueError, IndexError, struct.error):
+        return None  # not a TIFF that tifffile understands: Pillow says what is wrong with it
+    with tiff:
+        if not len(tiff.pages):
+            return None
+        page = tiff.pages[0]
+        deep = page.bitspersample == 16 or page.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
+        if not deep or page.photometric != tifffile.PHOTOMETRIC.RGB or page.samplesperpixel not in (3, 4):
+            return None
+        check_size(path, page.imagewidth, page.imagelength, max_megapixels)
+        array = page.asarray()
+        array = np.moveaxis(array, 0, -1) if page.axes.startswith("S") else array  # planar: one plane per colour
+        tags = {tag.name: tag.value for tag in page.tags}
+        info = {"icc_profile": tags["InterColorProfile"]} if "InterColorProfile" in tags else {}
+        return Photo(turn(array, int(tags.get("Orientation", 1))), info, len(tiff.pages))
+
+
+def turn(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An H x W x C array turned upright as the TIFF / EXIF orientation (1-8) says."""
+    flipped = array[:, ::-1] if orientation in (2, 4, 5, 7) else array  # the mirrored ones
+    quarter_turns = {3: 2, 4: 2, 5: 1, 6: -1, 7: -1, 8: 1}.get(orientation, 0)  # counter-clockwise
+    return np.ascontiguousarray(np.rot90(flipped, quarter_turns))
 
 
 def upright(image: Image.Image, info: dict) -> Image.Image:
@@ -118,27 +155,19 @@ def write_photo(photo: Photo, path: str | Path) -> Path:
     """Write atomically in the format of the suffix, in the deepest pixels that format holds.
 
     16-bit and float pixels going to an 8-bit format (JPEG, WebP) are scaled to 8 bits, and
-    float pixels going to PNG (which has no float) to 16 bits, each with a warning; 16-bit
-    colour goes to PNG, or to 8 bits for JPEG and WebP. A format that cannot take the image
-    raises PhotoError naming the file."""
+    float pixels going to PNG (which has no float) to 16 bits, each with a warning; TIFF keeps
+    them as they are. A format that cannot take the image raises PhotoError naming the file."""
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
     pixels, info = photo.pixels, dict(photo.info)
     deep = deep_pixels(pixels)
-    if suffix in EIGHT_BIT_FORMATS and deep:
-        warnings.warn(f"{path}: {deep} pixels written as 8-bit {suffix.upper()}", stacklevel=2)
-        pixels = Image.fromarray(rescale(np.asarray(pixels), np.uint8))
-    elif suffix == "png" and deep == "float":
-        warnings.warn(f"{path}: float pixels written as 16-bit PNG (PNG holds no float)", stacklevel=2)
-        pixels = Image.fromarray(rescale(np.asarray(pixels), np.uint16))
+    if (suffix in EIGHT_BIT_FORMATS and deep) or (suffix == "png" and deep == "float"):
+        bits, dtype = (8, np.uint8) if suffix in EIGHT_BIT_FORMATS else (16, np.uint16)
+        warnings.warn(f"{path}: {deep} pixels written as {bits}-bit {suffix.upper()}", stacklevel=2)
+        array = rescale(np.asarray(pixels), dtype)
+        pixels = array if array.ndim == 3 and bits == 16 else Image.fromarray(array)
     if isinstance(pixels, np.ndarray):
-        if suffix != "png":
-            raise PhotoError(f"{path}: 16-bit colour can only be written as PNG (or as 8-bit JPEG or WebP)")
-        height, width, planes = pixels.shape
-        writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
-        with atomic_write(path, "wb", ".png") as file:
-            writer.write(file, pixels.reshape(height, width * planes))
-        return path
+        return write_deep_colour(pixels, info, path)
     if suffix in ("jpg", "jpeg") and pixels.mode not in ("RGB", "L"):
         pixels = pixels.convert("L" if pixels.mode == "LA" else "RGB")  # JPEG has no alpha
     options = {"quality": 95} if suffix in EIGHT_BIT_FORMATS else {}
@@ -150,12 +179,26 @@ def write_photo(photo: Photo, path: str | Path) -> Path:
     return path
 
 
+def write_deep_colour(pixels: np.ndarray, info: dict, path: Path) -> Path:
+    """16-bit or float colour (H x W x 3 or 4): TIFF as it is, with the ICC profile; else 16-bit PNG."""
+    height, width, planes = pixels.shape
+    with atomic_write(path, "wb", path.suffix) as file:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            alpha = ["unassalpha"] if planes == 4 else None
+            icc = info.get("icc_profile")
+            tifffile.imwrite(file, pixels, photometric="rgb", extrasamples=alpha, iccprofile=icc, compression="zlib")
+        else:
+            writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
+            writer.write(file, pixels.reshape(height, width * planes))
+    return path
+
+
 def deep_pixels(pixels: Image.Image | np.ndarray) -> str:
     """How deep the pixels are beyond 8 bits: "16-bit" (uint16 arrays, I;16 and I images), "float"
-    (F images), or "" (8 bits)."""
-    if isinstance(pixels, np.ndarray) or pixels.mode.startswith("I"):
-        return "16-bit"
-    return "float" if pixels.mode == "F" else ""
+    (float arrays, F images), or "" (8 bits)."""
+    if isinstance(pixels, np.ndarray):
+        return "float" if pixels.dtype.kind == "f" else "16-bit"
+    return "16-bit" if pixels.mode.startswith("I") else "float" if pixels.mode == "F" else ""
 
 
 def rescale(array: np.ndarray, dtype: type) -> np.ndarray:

@@ -6,10 +6,12 @@ import zlib
 import numpy as np
 import png
 import pytest
+import tifffile
 from PIL import Image, ImageOps
 
-from model.checkpoint import save_checkpoint
-from model.denoise import main
+from model.checkpoint import load_model, save_checkpoint
+from model.denoise import denoise_array, fastest_layout, main
+from model.photo_io import turn
 from model.unet import UNet
 
 
@@ -98,7 +100,8 @@ def deep_outputs(tmp_path, capsys, checkpoint, source, formats):
         code, output = run(capsys, source, "-o", tmp_path / suffix, "--format", suffix, "--checkpoint", checkpoint)
         assert code == 0, output
         result = tmp_path / suffix / f"{source.stem}_denoised.{suffix}"
-        results[suffix] = (np.asarray(Image.open(result)).astype(np.float64), output)
+        pixels = tifffile.imread(result) if suffix == "tif" else np.asarray(Image.open(result))  # float colour
+        results[suffix] = (pixels.astype(np.float64), output)
     return results
 
 
@@ -123,7 +126,7 @@ def test_16_bit_and_float_gray_reach_every_format_on_their_scale(tmp_path, capsy
     assert ("float pixels written as 16-bit PNG" in output) == (mode == "F")
 
 
-def test_16_bit_colour_becomes_8_bit_jpeg_and_is_refused_as_tiff(tmp_path, capsys, checkpoint):
+def test_16_bit_colour_png_becomes_8_bit_jpeg(tmp_path, capsys, checkpoint):
     ramp = np.linspace(0, 1, 24)[None, :, None] * np.linspace(0.2, 1, 20)[:, None, None]
     pixels = (ramp * [65535, 40000, 20000]).astype(np.uint16)  # smooth: JPEG's colour subsampling keeps it
     source = tmp_path / "deep.png"
@@ -135,9 +138,45 @@ def test_16_bit_colour_becomes_8_bit_jpeg_and_is_refused_as_tiff(tmp_path, capsy
     _, _, rows, _ = png.Reader(filename=str(tmp_path / "png" / "deep_denoised.png")).asDirect()
     sixteen_bit = np.vstack([np.asarray(row, np.float64) for row in rows]).reshape(20, 24, 3)
     assert np.abs(eight_bit - sixteen_bit / 257).mean() < 3
-    code, output = run(capsys, source, "-o", tmp_path / "tif", "--format", "tif", "--checkpoint", checkpoint)
-    assert code == 1 and "deep_denoised.tif: 16-bit colour can only be written as PNG" in output
-    assert not list((tmp_path / "tif").iterdir())
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_a_deep_colour_tiff_keeps_its_depth_profile_and_orientation(tmp_path, capsys, checkpoint, dtype):
+    top = 65535 if dtype == np.uint16 else 1.0
+    ramp = np.linspace(0, 1, 24)[None, :, None] * np.linspace(0.2, 1, 20)[:, None, None]
+    pixels = (ramp * np.array([1.0, 0.6, 0.3]) * top).astype(dtype)
+    source = tmp_path / "scan.tif"  # what a raw developer or a scanner writes: Pillow would make it 8-bit
+    orientation = (274, 3, 1, 6, True)  # the TIFF tag: "rotate 90 degrees clockwise to display"
+    tifffile.imwrite(source, pixels, photometric="rgb", iccprofile=b"fake-icc", extratags=[orientation])
+    before = source.read_bytes()
+    outputs = deep_outputs(tmp_path, capsys, checkpoint, source, ["tif", "png", "jpg"])
+    with tifffile.TiffFile(tmp_path / "tif" / "scan_denoised.tif") as tiff:
+        page = tiff.pages[0]
+        full = page.asarray().astype(np.float64)
+        assert page.dtype == dtype and full.shape == (24, 20, 3)  # orientation 6 applied: turned upright
+        assert page.tags["InterColorProfile"].value == b"fake-icc"
+    model = fastest_layout(load_model(checkpoint, "cpu")[0])
+    expected = denoise_array(np.rot90(pixels, -1), model).astype(np.float64)  # the API on the upright pixels
+    assert np.abs(full - expected).max() <= 1e-4 * top
+    png_pixels, output = outputs["png"]
+    assert np.abs(png_pixels - full * 255 / top).max() <= 1  # Pillow reads 16-bit colour PNG as 8 bits
+    assert ("float pixels written as 16-bit PNG" in output) == (dtype == np.float32)
+    assert np.abs(outputs["jpg"][0] - full * 255 / top).mean() < 3
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_deep_arrays_turn_upright_as_pillow_turns_images(orientation):
+    pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    image = Image.fromarray(pixels)
+    image.getexif()[0x0112] = orientation
+    np.testing.assert_array_equal(turn(pixels, orientation), np.asarray(ImageOps.exif_transpose(image)))
+
+
+def test_float_tiff_on_another_scale_is_one_error_naming_the_file(tmp_path, capsys, checkpoint, photo):
+    hdr = tmp_path / "hdr.tif"
+    tifffile.imwrite(hdr, np.full((20, 24, 3), 40.0, np.float32), photometric="rgb")
+    check_one_failure(capsys, tmp_path, checkpoint, photo, hdr, "float pixels range from 40 to 40")
 
 
 def test_a_folder_of_phone_photos_in_heic_is_denoised(tmp_path, capsys, checkpoint):
