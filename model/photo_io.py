@@ -10,8 +10,10 @@ viewer, also those that ignore the tag.
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +87,14 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
         if header and header[2] == 16 and header[3] in (2, 6):  # 16-bit RGB / RGBA
             w, h, rows, meta = png.Reader(filename=str(path)).asDirect()
             array = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(h, w, meta["planes"])
-            return Photo(array)
+            with Image.open(path) as image:  # its metadata; Pillow would reduce the pixels to 8 bits
+                info = {key: image.info[key] for key in ("exif", "icc_profile") if key in image.info}
+                exif = image.getexif()
+            orientation = exif.get(ORIENTATION, 1)
+            if orientation != 1:  # turned upright, and the tag says so, as upright() does
+                exif[ORIENTATION] = 1
+                info["exif"] = exif.tobytes()
+            return Photo(turn(array, orientation), info)
         deep = deep_tiff(path, max_megapixels)
         if deep:
             return deep
@@ -189,8 +198,23 @@ def write_deep_colour(pixels: np.ndarray, info: dict, path: Path) -> Path:
             tifffile.imwrite(file, pixels, photometric="rgb", extrasamples=alpha, iccprofile=icc, compression="zlib")
         else:
             writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
-            writer.write(file, pixels.reshape(height, width * planes))
+            encoded = io.BytesIO()
+            writer.write(encoded, pixels.reshape(height, width * planes))
+            png.write_chunks(file, with_metadata(encoded.getvalue(), info))
     return path
+
+
+def with_metadata(encoded: bytes, info: dict) -> list[tuple[bytes, bytes]]:
+    """The chunks of a PNG with the ICC profile (iCCP) and EXIF (eXIf) of `info` put in after IHDR,
+    which pypng does not write."""
+    chunks = list(png.Reader(bytes=encoded).chunks())
+    extra = []
+    if "icc_profile" in info:
+        extra.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(info["icc_profile"])))
+    if "exif" in info:
+        exif = info["exif"]
+        extra.append((b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))  # PNG stores it bare
+    return chunks[:1] + extra + chunks[1:]
 
 
 def deep_pixels(pixels: Image.Image | np.ndarray) -> str:

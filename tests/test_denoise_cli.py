@@ -1,5 +1,6 @@
 """The denoise command line: outputs, metadata, and one test per kind of bad input."""
 
+import io
 import struct
 import zlib
 
@@ -82,15 +83,26 @@ def test_a_rotated_photo_gives_what_its_upright_copy_gives(tmp_path, capsys, che
     assert turned.shape == (40, 30, 3) and np.array_equal(turned, upright)
 
 
-def test_16_bit_png_stays_16_bit(tmp_path, capsys, checkpoint):
+def test_16_bit_png_stays_16_bit_with_its_profile_and_orientation(tmp_path, capsys, checkpoint):
     pixels = np.random.default_rng(1).integers(0, 65536, (20, 24, 3), dtype=np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90
+    exif[0x010F] = "TestCam"
+    encoded = io.BytesIO()
+    png.Writer(24, 20, bitdepth=16, greyscale=False).write(encoded, pixels.reshape(20, -1))
+    chunks = list(png.Reader(bytes=encoded.getvalue()).chunks())
+    metadata = [(b"iCCP", b"icc\0\0" + zlib.compress(b"fake-icc")), (b"eXIf", exif.tobytes()[6:])]
     source = tmp_path / "deep.png"
     with open(source, "wb") as file:
-        png.Writer(24, 20, bitdepth=16, greyscale=False).write(file, pixels.reshape(20, -1))
+        png.write_chunks(file, chunks[:1] + metadata + chunks[1:])
     code, output = run(capsys, source, "-o", tmp_path / "out", "--checkpoint", checkpoint)
     assert code == 0, output
-    width, height, rows, meta = png.Reader(filename=str(tmp_path / "out" / "deep_denoised.png")).asDirect()
-    assert (width, height, meta["bitdepth"], meta["planes"]) == (24, 20, 16, 3)
+    result = tmp_path / "out" / "deep_denoised.png"
+    width, height, rows, meta = png.Reader(filename=str(result)).asDirect()
+    assert (width, height, meta["bitdepth"], meta["planes"]) == (20, 24, 16, 3)  # turned upright
+    with Image.open(result) as image:
+        assert image.info["icc_profile"] == b"fake-icc"
+        assert image.getexif()[0x0112] == 1 and image.getexif()[0x010F] == "TestCam"
 
 
 def deep_outputs(tmp_path, capsys, checkpoint, source, formats):
