@@ -33,7 +33,7 @@ from model.noise_level import estimate_sigma
 from model.photo_batch import collect
 from model.photo_io import FORMATS, MAX_MEGAPIXELS, MIN_SIDE, Photo, PhotoError, read_photo, write_photo
 from model.precision import native_bf16, warn_if_emulated_bf16
-from model.tiling import apply_tiled, to_float
+from model.tiling import apply_tiled, check_tiling, to_float
 from model.unet import UNet
 
 TILE = 512  # pixels per tile side on the CPU; larger tiles cost memory, smaller ones time
@@ -331,12 +331,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sigma = None if args.sigma is None else check_sigma(args.sigma / 255)
         check_strength(args.strength)
+        check_tiling(args.tile, args.overlap)
+        device = pick_device(args.device)
         batch = collect(args.inputs, args.output_dir, args.format)
         check_writable(args.output_dir)
-        model = fastest_layout(load_model(args.checkpoint, pick_device(args.device))[0])
+        model = fastest_layout(load_model(args.checkpoint, device)[0])
     except (ValueError, FileNotFoundError, PermissionError, CheckpointError) as error:
         raise SystemExit(f"error: {error}") from None
 
+    if args.sigma is not None and 0 < args.sigma < 1:
+        print(f"note: --sigma is on the 0-255 scale: {args.sigma:g} is almost no noise (25 is strong)", file=sys.stderr)
     for line in batch.problems:
         print(f"error: {line}", file=sys.stderr)
     for line in batch.notes:

@@ -13,9 +13,22 @@ KEEP_BYTES = 2**30
 
 
 def pick_device(name: str = "") -> torch.device:
-    """The requested device, or the fastest available: cuda, then mps, then cpu."""
+    """The requested device, or the fastest available: cuda, then mps, then cpu. A requested
+    device that is unknown or not on this machine is a ValueError that says so, before any
+    work (torch would fail later, e.g. inside loading a checkpoint, with a misleading message)."""
     if name:
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+        count = torch.cuda.device_count()
+        if device.type == "cuda" and not count:
+            raise ValueError(f"device {name!r}: CUDA is not available here (no NVIDIA GPU, or a CPU-only torch)")
+        if device.type == "cuda" and (device.index or 0) >= count:
+            raise ValueError(f"device {name!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r}: MPS (Apple GPU) is not available on this machine")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():

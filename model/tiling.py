@@ -53,6 +53,12 @@ def from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return array.clip(0, 1).astype(dtype)
 
 
+def check_tiling(tile: int, overlap: int) -> None:
+    """Tiles must overlap by less than half their side, so each one adds pixels of its own."""
+    if overlap < 0 or tile <= 2 * overlap:
+        raise ValueError(f"need 0 <= 2 * overlap < tile, got tile={tile}, overlap={overlap}")
+
+
 def apply_tiled(
     network: Callable[[torch.Tensor], torch.Tensor],
     image: np.ndarray,
@@ -65,8 +71,7 @@ def apply_tiled(
     Returns an array of the input's shape and dtype. With tile >= max(H, W) the network sees
     the whole image at once. `progress` shows a bar of tiles (for photos of several tiles).
     """
-    if overlap < 0 or tile <= 2 * overlap:
-        raise ValueError(f"need 0 <= 2 * overlap < tile, got tile={tile}, overlap={overlap}")
+    check_tiling(tile, overlap)
     height, width, channels = image.shape
     out = np.empty_like(image)
     ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)

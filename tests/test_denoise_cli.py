@@ -279,6 +279,24 @@ def test_sigma_out_of_range_writes_nothing(tmp_path, capsys, checkpoint, photo, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(("--device", "tpu"), "unknown device 'tpu'"), (("--tile", "100"), "need 0 <= 2 * overlap < tile")],
+)
+def test_bad_settings_are_one_error_before_any_work(tmp_path, capsys, checkpoint, photo, option, message):
+    code, output = run(capsys, photo, "-o", tmp_path / "out", "--checkpoint", checkpoint, *option)
+    assert code == 1 and output.strip().splitlines() == [output.strip().splitlines()[0]]
+    assert output.startswith("error: ") and message in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sigma_on_the_wrong_scale_gets_a_note(tmp_path, capsys, checkpoint, photo):
+    code, output = run(capsys, photo, "-o", tmp_path / "out", "--checkpoint", checkpoint, "--sigma", "0.1")
+    assert code == 0 and "note: --sigma is on the 0-255 scale: 0.1 is almost no noise" in output
+    code, output = run(capsys, photo, "-o", tmp_path / "again", "--checkpoint", checkpoint, "--sigma", "25")
+    assert code == 0 and "note: --sigma" not in output
+
+
 def test_output_folder_that_is_not_writable(tmp_path, capsys, checkpoint, photo):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
