@@ -32,3 +32,4 @@ SEED = 0
 RETAIN = 0.1
 TEST_SIZE = 50
 DEMO_TEST_SIZE = 12  # val and test images each, for small folders such as the demo set
+HELD_OUT_SHARE = 0.15  # ... but at most this share of a folder each, so a small one still trains

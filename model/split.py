@@ -18,7 +18,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from constants import AFHQ_DIR, DEMO_DIR, DEMO_TEST_SIZE, RETAIN, SEED, TEST_SIZE
+from constants import AFHQ_DIR, DEMO_DIR, DEMO_TEST_SIZE, HELD_OUT_SHARE, RETAIN, SEED, TEST_SIZE
 from model.dataset import list_images
 
 SPLITS = ("train", "val", "test")
@@ -110,13 +110,16 @@ def default_data_dir() -> Path:
 def default_split(root: str | Path | None = None, seed: int = SEED) -> dict:
     """The project's standard split of `root` (default: `default_data_dir()`).
 
-    AFHQ keeps the original's 10% and 50 test images; a small folder (like the demo set)
-    keeps everything and holds out DEMO_TEST_SIZE images each for val and test.
+    AFHQ keeps the original's 10% and 50 test images; any other folder (like the demo set)
+    keeps everything and holds out DEMO_TEST_SIZE images each for val and test, or fewer in
+    a small folder (HELD_OUT_SHARE each, at least one), so most of the photos still train.
     """
     root = Path(root) if root is not None else default_data_dir()
     if is_afhq_layout(root):
         return make_split(root, RETAIN, TEST_SIZE, seed=seed)
-    return make_split(root, 1.0, DEMO_TEST_SIZE, seed=seed)
+    count = len(list_images(root)) if root.is_dir() else 0
+    held_out = min(DEMO_TEST_SIZE, max(1, round(HELD_OUT_SHARE * count)))
+    return make_split(root, 1.0, held_out, seed=seed)
 
 
 def load_split(path: str | Path) -> dict:

@@ -1,7 +1,8 @@
 import pytest
 
 from model.files import write_json_atomic
-from model.split import SPLITS, load_split, make_split
+from model.split import SPLITS, default_split, load_split, make_split
+from tests.conftest import make_folder
 
 
 def snapshot(folder):
@@ -26,6 +27,14 @@ def test_split_is_stratified_by_class(image_folder):
     manifest = make_split(image_folder, retain=1.0, test_size=9)
     classes = [path.split("/")[0] for path in manifest["test"]]
     assert {label: classes.count(label) for label in set(classes)} == {"cat": 4, "dog": 3, "wild": 2}
+
+
+def test_the_default_split_of_a_small_folder_still_trains_on_most_of_it(tmp_path, image_folder):
+    assert default_split(image_folder)["counts"] == {"train": 26, "val": 5, "test": 5}  # 15% each of 36
+    few = make_folder(tmp_path / "few", {"cat": 3, "dog": 2})
+    assert default_split(few)["counts"] == {"train": 3, "val": 1, "test": 1}
+    many = make_folder(tmp_path / "many", {"cat": 60, "dog": 40})
+    assert default_split(many)["counts"] == {"train": 76, "val": 12, "test": 12}  # DEMO_TEST_SIZE caps it
 
 
 def test_afhq_layout_keeps_a_fraction_and_draws_test_from_val(afhq_folder):
