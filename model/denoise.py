@@ -31,7 +31,16 @@ from model.config_flags import make_parser
 from model.device import keep_freed_memory, pick_device
 from model.noise_level import estimate_sigma
 from model.photo_batch import collect
-from model.photo_io import FORMATS, MAX_MEGAPIXELS, MIN_SIDE, Photo, PhotoError, read_photo, write_photo
+from model.photo_io import (
+    FORMATS,
+    MAX_MEGAPIXELS,
+    MIN_SIDE,
+    Photo,
+    PhotoError,
+    fitting_metadata,
+    read_photo,
+    write_photo,
+)
 from model.precision import native_bf16, warn_if_emulated_bf16
 from model.tiling import apply_tiled, check_tiling, to_float
 from model.unet import UNet
@@ -252,7 +261,8 @@ def denoise_pil(image: Image.Image, model: UNet, sigma: float | None = None, **o
     else:
         pixels = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
     out = Image.fromarray(denoise_array(pixels, model, sigma, **options))  # the mode follows dtype and shape
-    out.info = {key: value for key, value in image.info.items() if key in ("exif", "icc_profile", "dpi")}
+    metadata = {key: value for key, value in image.info.items() if key in ("exif", "icc_profile", "dpi")}
+    out.info = fitting_metadata(metadata, out.mode)
     return out
 
 
@@ -279,7 +289,8 @@ def denoise_file(
         if isinstance(photo.pixels, np.ndarray):
             clean = Photo(denoise_array(photo.pixels, model, sigma, **options), photo.info)
         else:
-            clean = Photo(denoise_pil(photo.pixels, model, sigma, **options), photo.info)
+            image = denoise_pil(photo.pixels, model, sigma, **options)
+            clean = Photo(image, fitting_metadata(photo.info, image.mode))
     except ValueError as error:  # e.g. float pixels on another scale than [0, 1]
         raise PhotoError(f"{source}: {error}") from error
     return write_photo(clean, target)

@@ -41,6 +41,17 @@ def readable_extensions() -> set[str]:
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
+def fitting_metadata(info: dict, mode: str) -> dict:
+    """`info` less an ICC profile that does not describe pixels of `mode`, by the colour space its
+    header names: a CMYK profile must not travel with the RGB pixels made from CMYK ones (viewers
+    would misread them). Bytes too short to be a profile (its header alone is 128 bytes) are kept."""
+    spaces = {b"RGB ": ("RGB", "RGBA"), b"GRAY": ("L", "LA", "I;16", "F")}  # the modes denoising gives
+    icc = info.get("icc_profile", b"")
+    if len(icc) < 128 or mode in spaces.get(icc[16:20], ()):
+        return info
+    return {key: value for key, value in info.items() if key != "icc_profile"}
+
+
 class PhotoError(ValueError):
     """A photo that cannot be denoised; the message names the file and the problem."""
 

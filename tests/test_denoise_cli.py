@@ -8,7 +8,7 @@ import numpy as np
 import png
 import pytest
 import tifffile
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 from model.checkpoint import load_model, save_checkpoint
 from model.denoise import denoise_array, fastest_layout, main
@@ -59,6 +59,21 @@ def test_writes_denoised_pngs_and_keeps_exif_and_icc(tmp_path, capsys, checkpoin
     assert result.getexif()[0x010F] == "TestCam"  # the rest of the EXIF stays
     assert result.info["icc_profile"] == b"fake-icc-profile"
     assert source.read_bytes() == before
+
+
+def test_a_profile_goes_with_the_colours_it_describes(tmp_path, capsys, checkpoint):
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    cmyk = srgb[:16] + b"CMYK" + srgb[20:]  # the header names the colour space
+    pixels = np.random.default_rng(6).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "web.jpg", icc_profile=srgb)
+    Image.fromarray(pixels).convert("CMYK").save(tmp_path / "print.jpg", icc_profile=cmyk)
+    code, output = run(
+        capsys, tmp_path / "web.jpg", tmp_path / "print.jpg", "-o", tmp_path / "out", "--checkpoint", checkpoint
+    )
+    assert code == 0, output
+    assert Image.open(tmp_path / "out" / "web_denoised.png").info["icc_profile"] == srgb
+    converted = Image.open(tmp_path / "out" / "print_denoised.png")
+    assert converted.mode == "RGB" and "icc_profile" not in converted.info  # CMYK profile, RGB pixels: dropped
 
 
 def test_a_rotated_photo_gives_what_its_upright_copy_gives(tmp_path, capsys, checkpoint):
