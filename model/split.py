@@ -42,7 +42,7 @@ def stratified_take(groups: dict[str, list[str]], count: int, rng: random.Random
     """
     total = sum(len(items) for items in groups.values())
     count = min(count, total)
-    exact = {label: count * len(items) / total for label, items in groups.items()} if total else {}
+    exact = {label: count * len(items) / total if total else 0.0 for label, items in groups.items()}
     shares = {label: int(share) for label, share in exact.items()}
     by_remainder = sorted(exact, key=lambda label: exact[label] - shares[label], reverse=True)
     for label in by_remainder[: count - sum(shares.values())]:
@@ -79,16 +79,22 @@ def make_split(
         train = retain_fraction(group_by_class(root, root / "train"), retain, rng)
         val = retain_fraction(group_by_class(root, root / "val"), retain, rng)
         test, val = stratified_take(val, test_size, rng)
+    elif not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
     else:
-        groups = group_by_class(root, root) if root.is_dir() else {}
+        groups = group_by_class(root, root)
         kept = retain_fraction(groups, retain, rng)
         test, rest = stratified_take(kept, test_size, rng)
         val, train = stratified_take(rest, test_size if val_size is None else val_size, rng)
     parts = zip(SPLITS, (train, val, test), strict=True)
     splits = {name: sorted(p for items in part.values() for p in items) for name, part in parts}
+    if not any(splits.values()):
+        raise ValueError(f"{root}: no images (is the folder empty?)")
     if not all(splits.values()):
         counts = {name: len(items) for name, items in splits.items()}
-        raise ValueError(f"{root}: too few images for a train/val/test split ({counts}); is the folder empty?")
+        raise ValueError(
+            f"{root}: too few images for a train/val/test split ({counts}); hold out fewer or keep more (retain)"
+        )
     return {
         "root": root.as_posix(),
         "seed": seed,

@@ -1,8 +1,11 @@
+import subprocess
+import sys
+
 import pytest
 
 from model.files import write_json_atomic
 from model.split import SPLITS, default_split, load_split, make_split
-from tests.conftest import make_folder
+from tests.conftest import ROOT, make_folder
 
 
 def snapshot(folder):
@@ -37,6 +40,17 @@ def test_the_default_split_of_a_small_folder_still_trains_on_most_of_it(tmp_path
     assert default_split(many)["counts"] == {"train": 76, "val": 12, "test": 12}  # DEMO_TEST_SIZE caps it
 
 
+def test_the_split_command_writes_the_default_split_unless_given_numbers(tmp_path, image_folder):
+    def split_command(*options):
+        command = [sys.executable, "-m", "utils.split_data", image_folder, "-o", tmp_path / "split.json", *options]
+        result = subprocess.run(list(map(str, command)), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return load_split(tmp_path / "split.json")
+
+    assert split_command() == default_split(image_folder)
+    assert split_command("--test-size", "3")["counts"] == {"train": 30, "val": 3, "test": 3}  # all kept: not AFHQ
+
+
 def test_afhq_layout_keeps_a_fraction_and_draws_test_from_val(afhq_folder):
     manifest = make_split(afhq_folder, retain=0.5, test_size=6)
     assert manifest["counts"] == {"train": 30, "val": 9, "test": 6}
@@ -49,8 +63,13 @@ def test_empty_or_missing_folder_gives_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty"):
         make_split(tmp_path / "empty", retain=1.0, test_size=2)
-    with pytest.raises(ValueError, match="too few images"):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
         make_split(tmp_path / "missing", retain=1.0, test_size=2)
+
+
+def test_a_split_that_leaves_nothing_to_train_on_says_what_to_change(image_folder):
+    with pytest.raises(ValueError, match=r"too few images .*'train': 0.*hold out fewer or keep more"):
+        make_split(image_folder, retain=0.1, test_size=50)
 
 
 def test_manifest_round_trip_and_bad_manifest(tmp_path, image_folder):
