@@ -53,6 +53,14 @@ def to_gray(image: torch.Tensor) -> torch.Tensor:
     return (image * weights).sum(0, keepdim=True).expand(3, -1, -1).contiguous()
 
 
+def check_noise_levels(low: float, high: float, power: float) -> None:
+    """Noise levels are on the [0, 1] pixel scale, where 25/255 is 0.098: a 25 is a slip, not a level."""
+    if not 0 <= low <= high <= 1:
+        raise ValueError(f"sigma must be within [0, 1] on the [0, 1] pixel scale (low <= high), got {(low, high)}")
+    if power <= 0:
+        raise ValueError(f"sigma_power must be > 0, got {power}")
+
+
 @dataclass
 class Denoise:
     sigma: tuple[float, float] = (0.5, 0.5)
@@ -60,11 +68,7 @@ class Denoise:
     clip: bool = False
 
     def __post_init__(self) -> None:
-        low, high = self.sigma
-        if not 0 <= low <= high:
-            raise ValueError(f"sigma must be >= 0 (and low <= high), got {self.sigma}")
-        if self.sigma_power <= 0:
-            raise ValueError(f"sigma_power must be > 0, got {self.sigma_power}")
+        check_noise_levels(*self.sigma, self.sigma_power)
 
     def degrade(
         self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator

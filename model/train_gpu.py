@@ -45,6 +45,7 @@ from model.device import pick_device
 from model.files import write_json_atomic
 from model.metrics import psnr
 from model.precision import native_bf16
+from model.tasks import check_noise_levels
 from model.unet import UNet
 
 VAL_SIGMAS = (5 / 255, 15 / 255, 25 / 255, 50 / 255)  # the light noise of most photos, and the literature's
@@ -326,6 +327,7 @@ def save_weights(path: Path, model: UNet, weights: list[torch.Tensor], facts: di
 def train_gpu(config: GpuTrainConfig) -> dict:
     """Run the schedule; return the run's facts (also written to OUT/history.json)."""
     started_at = time.time()
+    check_noise_levels(0.0, config.sigma_max, config.sigma_power)
     device = pick_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -10,7 +10,7 @@ from benchmarks.eval_tasks import markdown
 from model.checkpoint import load_model, save_checkpoint
 from model.losses import PerceptualLoss, TrainingLoss, vgg_features
 from model.metrics import psnr
-from model.tasks import TASK_LEVEL, Colorize, SuperResolution, downscale, upscale
+from model.tasks import TASK_LEVEL, Colorize, Denoise, SuperResolution, downscale, upscale
 from model.train import TrainConfig, encoder_levels, reset_head, set_trainable, train, wants_new_head
 from model.unet import UNet
 
@@ -166,3 +166,9 @@ def test_task_table_scores_sr_on_luma_and_colorization_on_rgb():
     sr, colour = markdown([row | {"run": "sr-x2", "sr": True}, row | {"run": "colorize", "sr": False}]).splitlines()[2:]
     assert sr.endswith("| 30.00 / 29.00 / 0.800 | 31.50 / 29.20 / 0.900 | +1.50 dB (Y) |")
     assert colour.endswith("| - / 29.00 / 0.800 | - / 29.20 / 0.900 | +0.20 dB (RGB) |")
+
+
+@pytest.mark.parametrize("sigma", [(0.0, 25.0), (0.2, 0.1), (-0.1, 0.5)])
+def test_noise_levels_off_the_0_1_scale_or_reversed_are_refused(sigma):
+    with pytest.raises(ValueError, match=r"sigma must be within \[0, 1\] on the \[0, 1\] pixel scale"):
+        Denoise(sigma)

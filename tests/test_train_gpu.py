@@ -126,3 +126,10 @@ def test_a_schedule_runs_as_sittings_that_resume_from_the_saved_state(pack, init
 def test_resume_without_a_saved_state_is_a_one_line_error(pack, init, tmp_path):
     with pytest.raises(SystemExit, match="last.pth: no such checkpoint file"):
         main(["--pack", str(pack), "--init", str(init), "--out", str(tmp_path / "new"), "--device", "cpu", "--resume"])
+
+
+def test_a_noise_level_on_the_0_255_scale_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit, match=r"sigma must be within \[0, 1\] on the \[0, 1\] pixel scale"):
+        main(["--pack", str(tmp_path / "no_pack"), "--out", str(out), "--device", "cpu", "--sigma-max", "25"])
+    assert not out.exists()
