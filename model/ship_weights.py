@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import constants as C
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.config_flags import make_parser
 
 RUN_FACTS = (
@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--target", type=Path, default=C.CHECKPOINT_PATH, help="where to write (default: shipped)")
     args = parser.parse_args(argv)
-    state = ship(args.runs, args.base, args.target)
+    try:
+        state = ship(args.runs, args.base, args.target)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
     print(
         f"wrote {args.target}: {state['training_minutes']} training minutes in all, {len(state['gpu_runs'])} GPU runs"
     )

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from model.ship_weights import main as ship_main
 from model.ship_weights import ship
 from model.train_gpu import CropSampler, GpuTrainConfig, learning_rate, main, tile_origins, train_gpu
 from model.unet import UNet
@@ -102,6 +103,13 @@ def test_ship_records_the_chain_of_runs(pack, init, tmp_path):
     best = load_checkpoint(tmp_path / "run2" / "best.pth")["model"]
     assert all(torch.equal(shipped["model"][k], best[k]) for k in best)
     load_model(tmp_path / "shipped.pth")
+
+
+def test_shipping_a_run_that_is_not_there_is_a_one_line_error(init, tmp_path):
+    target = tmp_path / "shipped.pth"
+    with pytest.raises(SystemExit, match="no_run/best.pth: no such checkpoint file"):
+        ship_main([str(tmp_path / "no_run"), "--base", str(init), "--target", str(target)])
+    assert not target.exists()
 
 
 def test_photos_smaller_than_a_crop_are_left_out(pack, init, tmp_path):
