@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 import constants as C
-from model.checkpoint import load_model
+from model.checkpoint import CheckpointError, load_model
 from model.config_flags import make_parser
 from model.dataset import image_seed
 from model.denoise import PRECISIONS, denoise_array
@@ -190,7 +190,10 @@ def main() -> None:
     sets = {name: loaders[name]() for name in args.sets}
     sigmas = {name: SIGMAS[name] for name in args.sigmas}
     options = {"weights": args.weights, "previous": args.previous, "only": args.methods, "precision": args.precision}
-    rows, per_megapixel = evaluate(sets, sigmas, **options)
+    try:
+        rows, per_megapixel = evaluate(sets, sigmas, **options)
+    except CheckpointError as error:
+        raise SystemExit(f"error: {error}") from None
     print(f"\nPSNR (dB) / SSIM, mean per image; {datetime.date.today()}, {machine()}\n")
     print(markdown(rows, per_megapixel))
 
