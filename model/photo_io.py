@@ -2,10 +2,10 @@
 
 Pillow covers most formats, pillow-heif adds the HEIC / HEIF photos of phones; 16-bit colour
 PNGs and 16-bit or float colour TIFFs (which Pillow reduces to 8 bits or cannot open) go
-through pypng and tifffile. EXIF and ICC profiles are carried over
-to the output where its format can hold them. An EXIF orientation is applied to the pixels
-when the photo is read and the tag reset to 1 ("upright"), so the output looks right in every
-viewer, also those that ignore the tag.
+through pypng and tifffile. EXIF and ICC profiles are carried over to the output where its
+format can hold them. An EXIF orientation is applied to the pixels when the photo is read and
+the tag reset to 1 ("upright"), so the output looks right in every viewer, also those that
+ignore the tag.
 """
 
 from __future__ import annotations
@@ -96,16 +96,7 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
         if header:  # checked before decoding, so a bogus or huge PNG costs nothing
             check_size(path, header[0], header[1], max_megapixels)
         if header and header[2] == 16 and header[3] in (2, 6):  # 16-bit RGB / RGBA
-            w, h, rows, meta = png.Reader(filename=str(path)).asDirect()
-            array = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(h, w, meta["planes"])
-            with Image.open(path) as image:  # its metadata; Pillow would reduce the pixels to 8 bits
-                info = {key: image.info[key] for key in ("exif", "icc_profile") if key in image.info}
-                exif = image.getexif()
-            orientation = exif.get(ORIENTATION, 1)
-            if orientation != 1:  # turned upright, and the tag says so, as upright() does
-                exif[ORIENTATION] = 1
-                info["exif"] = exif.tobytes()
-            return Photo(turn(array, orientation), info)
+            return deep_png(path)
         deep = deep_tiff(path, max_megapixels)
         if deep:
             return deep
@@ -126,6 +117,21 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
         raw = path.suffix.lower() in RAW_SUFFIXES
         hint = "; a camera RAW file: develop it to TIFF or PNG first (darktable, RawTherapee)" if raw else ""
         raise PhotoError(f"{path}: cannot read image ({error}){hint}") from error
+
+
+def deep_png(path: Path) -> Photo:
+    """A 16-bit colour PNG read by pypng (Pillow would reduce it to 8 bits), with the EXIF and ICC
+    profile Pillow finds in it, turned upright."""
+    width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
+    array = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, meta["planes"])
+    with Image.open(path) as image:
+        info = {key: image.info[key] for key in ("exif", "icc_profile") if key in image.info}
+        exif = image.getexif()
+    orientation = exif.get(ORIENTATION, 1)
+    if orientation != 1:  # the tag then says "upright", as upright() does
+        exif[ORIENTATION] = 1
+        info["exif"] = exif.tobytes()
+    return Photo(turn(array, orientation), info)
 
 
 def deep_tiff(path: Path, max_megapixels: float) -> Photo | None:
