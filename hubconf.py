@@ -3,7 +3,7 @@
 model = torch.hub.load("path/to/this/repo", "unet", source="local", pretrained=True)
 """
 
-dependencies = ["torch", "numpy", "PIL"]
+dependencies = ["torch", "numpy", "PIL", "png", "tifffile", "pillow_heif", "tqdm"]  # what model.denoise imports
 
 from model.denoise import load_pretrained  # noqa: E402
 from model.unet import UNet  # noqa: E402

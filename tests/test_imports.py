@@ -31,3 +31,20 @@ def test_the_library_never_imports_the_scripts():
     for path in [*sorted((ROOT / "model").glob("*.py")), ROOT / "hubconf.py"]:
         scripts = {m for m in imported_modules(path) if m.split(".")[0] in ("utils", "benchmarks")}
         assert not scripts, f"{path.name} imports {sorted(scripts)}"
+
+
+def test_torch_hub_names_every_package_its_entry_point_imports():
+    """torch.hub checks `dependencies` before loading: a package missing from it fails later, unclearly."""
+    import hubconf
+
+    seen, todo, packages = set(), [ROOT / "hubconf.py"], set()
+    while todo:
+        path = todo.pop()
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if top == "model" and "." in name and name not in seen:
+                seen.add(name)
+                todo.append(ROOT / (name.replace(".", "/") + ".py"))
+            elif top not in sys.stdlib_module_names and top not in ("model", "constants", "__future__"):
+                packages.add(top)
+    assert packages <= set(hubconf.dependencies), sorted(packages - set(hubconf.dependencies))
