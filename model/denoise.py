@@ -38,6 +38,7 @@ from model.photo_io import (
     Photo,
     PhotoError,
     fitting_metadata,
+    kept_metadata,
     read_photo,
     write_photo,
 )
@@ -261,8 +262,7 @@ def denoise_pil(image: Image.Image, model: UNet, sigma: float | None = None, **o
     else:
         pixels = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
     out = Image.fromarray(denoise_array(pixels, model, sigma, **options))  # the mode follows dtype and shape
-    metadata = {key: value for key, value in image.info.items() if key in ("exif", "icc_profile", "dpi")}
-    out.info = fitting_metadata(metadata, out.mode)
+    out.info = fitting_metadata(kept_metadata(image.info), out.mode)
     return out
 
 
@@ -376,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
         except (PhotoError, FileExistsError, ValueError, OSError) as error:
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)
+        except Exception as error:  # noqa: BLE001 - a library surprise or out of memory costs one photo, not the batch
+            failures.append(f"{source}: unexpected {type(error).__name__}: {error}")
+            tqdm.write(f"error: {failures[-1]}", file=sys.stderr)
     done = len(batch.pairs) - len(kept) - (len(failures) - len(batch.problems))
     skipped = f"; skipped {batch.skipped} non-image file(s) in the folders" if batch.skipped else ""
     skipped += f"; kept {len(kept)} existing output(s)" if kept else ""

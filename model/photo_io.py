@@ -41,6 +41,12 @@ def readable_extensions() -> set[str]:
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
+def kept_metadata(info: dict) -> dict:
+    """What an output carries over from a file's metadata: EXIF, ICC profile and dpi, where it has
+    them (pillow-heif says None for a photo without EXIF, which writers then choke on)."""
+    return {key: info[key] for key in ("exif", "icc_profile", "dpi") if info.get(key) is not None}
+
+
 def fitting_metadata(info: dict, mode: str) -> dict:
     """`info` less an ICC profile that does not describe pixels of `mode`, by the colour space its
     header names: a CMYK profile must not travel with the RGB pixels made from CMYK ones (viewers
@@ -105,7 +111,7 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
             with Image.open(path) as image:
                 check_size(path, *image.size, max_megapixels)
                 image.load()
-                info = {key: image.info[key] for key in ("exif", "icc_profile", "dpi") if key in image.info}
+                info = kept_metadata(image.info)
                 frames = getattr(image, "n_frames", 1)
                 pixels = upright(image, info)
                 return Photo(pixels, info, frames)
@@ -125,7 +131,7 @@ def deep_png(path: Path) -> Photo:
     width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
     array = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, meta["planes"])
     with Image.open(path) as image:
-        info = {key: image.info[key] for key in ("exif", "icc_profile") if key in image.info}
+        info = kept_metadata(image.info)
         exif = image.getexif()
     orientation = exif.get(ORIENTATION, 1)
     if orientation != 1:  # the tag then says "upright", as upright() does
@@ -200,7 +206,7 @@ def write_photo(photo: Photo, path: str | Path) -> Path:
     try:
         with atomic_write(path, "wb", path.suffix) as file:
             pixels.save(file, format=FORMATS.get(suffix, "PNG"), **info, **options)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise PhotoError(f"{path}: cannot write {pixels.mode} pixels as {suffix.upper()} ({error})") from error
     return path
 

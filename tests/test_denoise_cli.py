@@ -10,6 +10,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
+import model.denoise as denoise_module
 from model.checkpoint import load_model, save_checkpoint
 from model.denoise import denoise_array, fastest_layout, main
 from model.photo_io import turn
@@ -206,15 +207,32 @@ def test_float_tiff_on_another_scale_is_one_error_naming_the_file(tmp_path, caps
     check_one_failure(capsys, tmp_path, checkpoint, photo, hdr, "float pixels range from 40 to 40")
 
 
-def test_a_folder_of_phone_photos_in_heic_is_denoised(tmp_path, capsys, checkpoint):
+@pytest.mark.parametrize("suffix", ["png", "tif"])
+def test_a_folder_of_phone_photos_in_heic_is_denoised(tmp_path, capsys, checkpoint, suffix):
     pixels = np.random.default_rng(5).integers(0, 256, (32, 40, 3), dtype=np.uint8)
     folder = tmp_path / "phone"
     folder.mkdir()
-    Image.fromarray(pixels).save(folder / "IMG_0001.HEIC", quality=90)
-    code, output = run(capsys, folder, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    Image.fromarray(pixels).save(folder / "IMG_0001.HEIC", quality=90)  # no EXIF: pillow-heif says None
+    code, output = run(capsys, folder, "-o", tmp_path / "out", "--checkpoint", checkpoint, "--format", suffix)
     assert code == 0, output
     assert "1 of 1 images denoised" in output and "skipped" not in output
-    assert Image.open(tmp_path / "out" / "IMG_0001_denoised.png").size == (40, 32)
+    assert Image.open(tmp_path / "out" / f"IMG_0001_denoised.{suffix}").size == (40, 32)
+
+
+def test_an_unexpected_failure_costs_one_photo_not_the_batch(tmp_path, capsys, checkpoint, photo, monkeypatch):
+    second = photo.with_name("second.png")
+    Image.open(photo).save(second)
+    original = denoise_module.denoise_file
+
+    def failing_once(model, source, *args, **kwargs):
+        if source == photo:
+            raise RuntimeError("out of memory")
+        return original(model, source, *args, **kwargs)
+
+    monkeypatch.setattr(denoise_module, "denoise_file", failing_once)
+    code, output = run(capsys, photo, second, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 1 and f"{photo}: unexpected RuntimeError: out of memory" in output
+    assert "1 of 2 images denoised" in output and (tmp_path / "out" / "second_denoised.png").exists()
 
 
 def test_a_camera_raw_file_says_to_develop_it_first(tmp_path, capsys, checkpoint, photo):
