@@ -365,8 +365,9 @@ def main(argv: list[str] | None = None) -> None:
         "progress": True,
     }
     failures = list(batch.problems)
-    kept = [pair for pair in batch.pairs if args.skip_existing and pair[1].exists()]
-    for source, target in tqdm([pair for pair in batch.pairs if pair not in kept], desc="denoising", unit="image"):
+    todo = [(source, target) for source, target in batch.pairs if not (args.skip_existing and target.exists())]
+    kept = len(batch.pairs) - len(todo)
+    for source, target in tqdm(todo, desc="denoising", unit="image"):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -379,9 +380,9 @@ def main(argv: list[str] | None = None) -> None:
         except Exception as error:  # noqa: BLE001 - a library surprise or out of memory costs one photo, not the batch
             failures.append(f"{source}: unexpected {type(error).__name__}: {error}")
             tqdm.write(f"error: {failures[-1]}", file=sys.stderr)
-    done = len(batch.pairs) - len(kept) - (len(failures) - len(batch.problems))
+    done = len(todo) - (len(failures) - len(batch.problems))
     skipped = f"; skipped {batch.skipped} non-image file(s) in the folders" if batch.skipped else ""
-    skipped += f"; kept {len(kept)} existing output(s)" if kept else ""
+    skipped += f"; kept {kept} existing output(s)" if kept else ""
     print(f"{done} of {len(batch.pairs) + len(batch.problems)} images denoised into {args.output_dir}{skipped}")
     if failures:
         print(f"{len(failures)} failed:\n  " + "\n  ".join(failures), file=sys.stderr)

@@ -21,7 +21,7 @@ def pick_device(name: str = "") -> torch.device:
             device = torch.device(name)
         except RuntimeError:
             raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
-        count = torch.cuda.device_count()
+        count = torch.cuda.device_count() if device.type == "cuda" else 0
         if device.type == "cuda" and not count:
             raise ValueError(f"device {name!r}: CUDA is not available here (no NVIDIA GPU, or a CPU-only torch)")
         if device.type == "cuda" and (device.index or 0) >= count:

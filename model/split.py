@@ -79,10 +79,8 @@ def make_split(
         train = retain_fraction(group_by_class(root, root / "train"), retain, rng)
         val = retain_fraction(group_by_class(root, root / "val"), retain, rng)
         test, val = stratified_take(val, test_size, rng)
-    elif not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
     else:
-        groups = group_by_class(root, root)
+        groups = group_by_class(root, root)  # a missing folder: FileNotFoundError from list_images
         kept = retain_fraction(groups, retain, rng)
         test, rest = stratified_take(kept, test_size, rng)
         val, train = stratified_take(rest, test_size if val_size is None else val_size, rng)
@@ -123,7 +121,7 @@ def default_split(root: str | Path | None = None, seed: int = SEED) -> dict:
     root = Path(root) if root is not None else default_data_dir()
     if is_afhq_layout(root):
         return make_split(root, RETAIN, TEST_SIZE, seed=seed)
-    count = len(list_images(root)) if root.is_dir() else 0
+    count = len(list_images(root))
     held_out = min(DEMO_TEST_SIZE, max(1, round(HELD_OUT_SHARE * count)))
     return make_split(root, 1.0, held_out, seed=seed)
 
