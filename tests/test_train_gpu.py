@@ -9,9 +9,20 @@ import torch
 from PIL import Image
 
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from model.metrics import psnr
 from model.ship_weights import main as ship_main
 from model.ship_weights import ship
-from model.train_gpu import CropSampler, GpuTrainConfig, learning_rate, main, tile_origins, train_gpu
+from model.train_gpu import (
+    CropSampler,
+    GpuTrainConfig,
+    Trainer,
+    learning_rate,
+    main,
+    read_photos,
+    tile_origins,
+    train_gpu,
+    validation_set,
+)
 from model.unet import UNet
 from tests.conftest import make_folder
 
@@ -141,3 +152,20 @@ def test_a_noise_level_on_the_0_255_scale_is_refused_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match=r"sigma must be within \[0, 1\] on the \[0, 1\] pixel scale"):
         main(["--pack", str(tmp_path / "no_pack"), "--out", str(out), "--device", "cpu", "--sigma-max", "25"])
     assert not out.exists()
+
+
+def test_validation_scores_in_fp32_even_where_training_runs_in_bf16(pack, init):
+    device = torch.device("cpu")
+    model, _ = load_model(init, device)
+    photos = read_photos(pack / "val")
+    trainer = Trainer(model, CropSampler(photos, 32, device, torch.Generator()), GpuTrainConfig(), device)
+    trainer.bf16 = True  # as on a GPU, or a CPU that multiplies bf16 natively
+    items = validation_set(photos, 48, device, seed=0)
+
+    def mean_psnr(bf16: bool) -> float:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return torch.cat([psnr(model(noisy, sigma).float().clamp(0, 1), clean) for noisy, clean, sigma in items])
+
+    fp32, bf16 = mean_psnr(False).mean().item(), mean_psnr(True).mean().item()
+    assert abs(fp32 - bf16) > 1e-4  # the two precisions do score differently
+    assert trainer.validate(items) == pytest.approx(fp32, abs=1e-5)
