@@ -258,7 +258,12 @@ def denoise_pil(image: Image.Image, model: UNet, sigma: float | None = None, **o
     if image.mode in ("L", "LA", "RGB", "RGBA", "F"):
         pixels = np.asarray(image)
     elif image.mode.startswith("I"):
-        pixels = np.asarray(image).clip(0, 65535).astype(np.uint16)
+        pixels = np.asarray(image)
+        if pixels.min() < 0 or pixels.max() > 65535:  # 32-bit integers (mode I): a measurement, not a photo
+            raise ValueError(
+                f"integer pixels from {pixels.min()} to {pixels.max()}, outside 0-65535; scale them to 16 bits first"
+            )
+        pixels = pixels.astype(np.uint16)
     else:
         pixels = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
     out = Image.fromarray(denoise_array(pixels, model, sigma, **options))  # the mode follows dtype and shape

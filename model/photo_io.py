@@ -97,6 +97,8 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
     path = Path(path)
     if not path.is_file():
         raise PhotoError(f"{path}: no such file")
+    if not path.stat().st_size:
+        raise PhotoError(f"{path}: empty file (0 bytes)")
     try:
         header = png_header(path)
         if header:  # checked before decoding, so a bogus or huge PNG costs nothing

@@ -279,6 +279,18 @@ def test_not_an_image(tmp_path, capsys, checkpoint, photo):
     check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "cannot read image")
 
 
+def test_empty_file(tmp_path, capsys, checkpoint, photo):
+    bad = tmp_path / "empty.jpg"
+    bad.touch()
+    check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "empty file (0 bytes)")
+
+
+def test_32_bit_integers_beyond_16_bits_are_refused_not_clipped(tmp_path, capsys, checkpoint, photo):
+    bad = tmp_path / "counts.tif"
+    Image.fromarray(np.arange(64 * 48, dtype=np.int32).reshape(48, 64) * 40).save(bad)
+    check_one_failure(capsys, tmp_path, checkpoint, photo, bad, "integer pixels from 0 to 122840, outside 0-65535")
+
+
 def test_truncated_file(tmp_path, capsys, checkpoint, photo):
     bad = tmp_path / "cut.jpg"
     bad.write_bytes(photo.read_bytes()[:300])
