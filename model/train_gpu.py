@@ -11,7 +11,8 @@ A lent GPU gives a few minutes, so nothing may wait on Python or the CPU:
   batch size measured at the start (`--batch-size 0`);
 - the learning rate follows the wall clock (linear warm-up, then cosine to `--min-lr` at the end
   of `--minutes`), so a run of any length finishes its schedule;
-- an exponential moving average (EMA) of the weights is validated beside the raw weights, and
+- an exponential moving average (EMA) of the weights is validated beside the raw weights, in fp32 as
+  people denoise (bf16 scores move with rounding by as much as a sitting gains), and
   whichever is best so far is written to `OUT/best.pth` (half precision, weights and config
   only, < 16 MiB) at every validation, so a run that is cut off still leaves its weights;
 - the whole state (weights, EMA, optimizer, random generator, clock) goes to `OUT/last.pth`
