@@ -214,7 +214,7 @@ def denoise(
     precision: str = DEFAULT_PRECISION,
     clip: bool = False,
 ) -> np.ndarray | Image.Image | torch.Tensor:
-    """Denoise a numpy array (H x W [x C]), a PIL image or a tensor ((C, H, W) or (N, C, H, W)).
+    """Denoise a numpy array (H x W [x C]), a PIL image or a tensor ((H, W), (C, H, W) or (N, C, H, W)).
 
     Returns the same kind, shape and pixel type; uint8 and uint16 (numpy or tensor, e.g. from
     `torchvision.io.read_image`) are read on their full scale, floats as [0, 1]. `model=None` uses the pretrained model;
@@ -233,18 +233,23 @@ def denoise(
         "precision": precision,
         "clip": clip,
     }
+    if isinstance(image, (str, Path)):
+        raise TypeError(
+            f"got a path ({image}), not pixels: pass PIL.Image.open(path), or for files and folders use "
+            "`python -m model.denoise PATH -o OUT` (EXIF, ICC and 16-bit kept)"
+        )
     if isinstance(image, Image.Image):
         return denoise_pil(image, model, sigma, **options)
     if isinstance(image, torch.Tensor):
-        if image.ndim not in (3, 4):
-            raise ValueError(f"expected a (C, H, W) or (N, C, H, W) tensor, got shape {tuple(image.shape)}")
-        batch = (image[None] if image.ndim == 3 else image).detach().permute(0, 2, 3, 1).cpu()
+        if image.ndim not in (2, 3, 4):
+            raise ValueError(f"expected an (H, W), (C, H, W) or (N, C, H, W) tensor, got shape {tuple(image.shape)}")
+        batch = image.reshape((1,) * (4 - image.ndim) + tuple(image.shape)).detach().permute(0, 2, 3, 1).cpu()
         if batch.dtype not in (torch.uint8, torch.uint16):  # integers keep their scale (read_image gives uint8)
             batch = batch.float()
         arrays = batch.numpy()
         outs = [denoise_array(a, model, sigma, **options) for a in arrays]
         out = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).to(image.device, image.dtype)
-        return out[0] if image.ndim == 3 else out
+        return out.reshape(image.shape)
     return denoise_array(np.asarray(image), model, sigma, **options)
 
 

@@ -81,6 +81,13 @@ def test_every_input_kind_comes_back_as_the_same_kind(model):
     tensor = torch.from_numpy(photo).permute(2, 0, 1)
     assert denoise(tensor, model, 0.1).shape == tensor.shape
     assert denoise(torch.stack([tensor, tensor]), model, 0.1).shape == (2, *tensor.shape)
+    gray = torch.from_numpy(photo[..., 0])  # a gray image as (H, W), as numpy takes it
+    np.testing.assert_array_equal(denoise(gray, model, 0.1).numpy(), denoise(photo[..., 0], model, 0.1))
+
+
+def test_a_path_is_refused_with_the_way_to_denoise_files(model):
+    with pytest.raises(TypeError, match=r"got a path \(cat.jpg\), not pixels: pass PIL.Image.open\(path\)"):
+        denoise("cat.jpg", model, 0.1)
 
 
 def test_integer_tensors_are_read_on_their_full_scale(model):
