@@ -93,7 +93,16 @@ def load_model(
     Returns (model, checkpoint dict).
     """
     checkpoint = load_checkpoint(path, device)
-    config = checkpoint.get("model_config") or model_config or {}
-    model = UNet(**config)
-    model.load_state_dict(match_state_dict(model, checkpoint["model"], Path(path)))
+    config = checkpoint.get("model_config") or model_config
+    model = UNet(**(config or {}))
+    try:
+        state_dict = match_state_dict(model, checkpoint["model"], Path(path))
+    except CheckpointError as error:
+        if config is not None:
+            raise
+        raise CheckpointError(
+            f"{error}: the file names no model_config, so the original UNet() was assumed; "
+            "pass load_model(path, model_config={...}) with the UNet arguments it was trained with"
+        ) from None
+    model.load_state_dict(state_dict)
     return model.to(device).eval(), checkpoint

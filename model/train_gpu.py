@@ -418,7 +418,9 @@ def train_gpu(config: GpuTrainConfig) -> dict:
                     save_weights(out / "best.pth", model, weights, {"gpu_run": {**facts, "best": best}})
             write_json_atomic(out / "history.json", {**facts, "best": best, "history": history})
             progress = {"step": step, "seconds": train_seconds, "best": best, "history": history}
-            save_checkpoint(out / "last.pth", **trainer.state(), **progress, config=asdict(config))
+            save_checkpoint(
+                out / "last.pth", **trainer.state(), **progress, config=asdict(config), model_config=model.config
+            )
             if not math.isfinite(loss):
                 print("stopping: the loss is not finite; best.pth holds the best weights before it")
                 break

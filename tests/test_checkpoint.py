@@ -52,6 +52,16 @@ def test_wrong_architecture_is_explained(tmp_path):
         load_model(tmp_path / "other.pth")
 
 
+def test_a_bare_state_dict_of_another_unet_says_which_was_assumed(tmp_path):
+    torch.save(UNet(**SMALL).state_dict(), tmp_path / "small.pth")
+    with pytest.raises(CheckpointError, match=r"small.pth: wrong .*no model_config, so the original UNet\(\) was"):
+        load_model(tmp_path / "small.pth")
+    save_checkpoint(tmp_path / "named.pth", model=UNet(**SMALL).state_dict(), model_config={"base_channels": 8})
+    with pytest.raises(CheckpointError) as error:
+        load_model(tmp_path / "named.pth")
+    assert "model_config" not in str(error.value)  # the file's own config was used: no hint to give
+
+
 @pytest.mark.parametrize("content", [b"", b"random bytes, not a checkpoint", b"PK\x03\x04broken zip"])
 def test_a_random_file_is_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "photo.jpg"

@@ -134,6 +134,8 @@ def test_a_schedule_runs_as_sittings_that_resume_from_the_saved_state(pack, init
     first = run(pack, init, out, **schedule, stop_minutes=0.03)  # the first half of the schedule
     assert 0.03 * 60 <= first["train_seconds"] < 0.06 * 60
     assert torch.load(out / "last.pth", weights_only=True)["step"] == first["steps"]
+    model, _ = load_model(out / "last.pth")  # the training state also denoises, as best.pth does
+    assert model.config == UNet(**SMALL_UNET).config
     again = run(pack, init, out, **schedule, stop_minutes=0.03, resume=True)  # nothing left before the stop
     assert again["steps"] == first["steps"] and again["history"][: len(first["history"])] == first["history"]
     assert again["history"][-1]["val_psnr"] == pytest.approx(first["history"][-1]["val_psnr"], abs=1e-4)
