@@ -48,3 +48,14 @@ def test_torch_hub_names_every_package_its_entry_point_imports():
             elif top not in sys.stdlib_module_names and top not in ("model", "constants", "__future__"):
                 packages.add(top)
     assert packages <= set(hubconf.dependencies), sorted(packages - set(hubconf.dependencies))
+
+
+def test_the_gpu_trainer_imports_only_what_the_bare_gpu_machine_has():
+    """The lent GPU machine has torch, numpy, pillow, scikit-image, matplotlib, tqdm and
+    torchvision, nothing else, and no network to install more: an import of pypng, pillow-heif,
+    bm3d or kagglehub there would cost the session's device time."""
+    absent = ("png", "pillow_heif", "bm3d", "kagglehub", "onnx")
+    code = f"import sys, model.train_gpu; print(' '.join(m for m in {absent!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
