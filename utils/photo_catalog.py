@@ -56,17 +56,8 @@ WALLPAPER_PHOTOS = [
     "summer_1am",
     "Volna",
 ]
-SCRATCH_DRAWINGS = {
-    "party-room.jpg",
-    "room1.jpg",
-    "room2.jpg",
-    "room3.jpg",
-    "spotlight-stage.jpg",
-    "woods-and-bench.jpg",
-    "atom-playground.jpg",
-    "brick-wall1.jpg",
-    "school2.jpg",
-}
+# Scratch's drawings, left out: party-room, room1-3, spotlight-stage, woods-and-bench,
+# atom-playground, brick-wall1, school2
 SCRATCH_PHOTOS = {
     "Nature": "beach-malibu canyon flower-bed forest garden-rock grand-canyon gravel-desert hill lake moon "
     "pathway tree water-and-rocks wave",
