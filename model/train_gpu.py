@@ -73,6 +73,9 @@ class GpuTrainConfig:
     sigma_max: float = option(0.5, "noise levels are sigma_max * u ** sigma_power, u uniform")
     sigma_power: float = option(2.0, "above 1, low noise levels are drawn more often")
     grad_clip: float = option(1.0, "gradient norm clipping")
+    loss: str = option(
+        "l1", "l1, or l2 (the mean squared error that PSNR measures) to fine-tune trained weights", ("l1", "l2")
+    )
     val_seconds: float = option(90.0, "validate, and save the best weights, this often")
     val_crop: int = option(512, "validation photos are centre crops of at most this side")
     device: str = option("", "cuda, mps or cpu; empty: the fastest available")
@@ -212,7 +215,8 @@ class Trainer:
         noisy, sigma = noisy_batch(clean, self.config, self.generator)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             denoised = self.net(noisy, sigma)
-        return F.l1_loss(denoised.float(), clean)
+        loss = F.mse_loss if self.config.loss == "l2" else F.l1_loss
+        return loss(denoised.float(), clean)
 
     def step(self, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:

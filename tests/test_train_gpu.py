@@ -18,6 +18,7 @@ from model.train_gpu import (
     Trainer,
     learning_rate,
     main,
+    noisy_batch,
     read_photos,
     tile_origins,
     train_gpu,
@@ -172,3 +173,20 @@ def test_validation_scores_in_fp32_even_where_training_runs_in_bf16(pack, init):
     fp32, bf16 = mean_psnr(False), mean_psnr(True)
     assert abs(fp32 - bf16) > 1e-4  # the two precisions do score differently
     assert trainer.validate(items) == pytest.approx(fp32, abs=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["l1", "l2"])
+def test_the_training_loss_is_the_one_asked_for(pack, init, loss):
+    device = torch.device("cpu")
+    model, _ = load_model(init, device)
+    config, photos = GpuTrainConfig(loss=loss, sigma_max=0.2), read_photos(pack / "train")
+    trainer = Trainer(model, CropSampler(photos, 32, device, torch.Generator().manual_seed(0)), config, device)
+    trainer.bf16 = False  # fp32, to compare with the loss computed here
+    got = trainer.forward_loss(4).item()
+
+    sampler = CropSampler(photos, 32, device, torch.Generator().manual_seed(0))  # the same crops and noise
+    clean = sampler.sample(4).contiguous(memory_format=torch.channels_last)
+    noisy, sigma = noisy_batch(clean, config, sampler.generator)
+    with torch.no_grad():
+        error = model(noisy, sigma) - clean
+    assert got == pytest.approx((error.square() if loss == "l2" else error.abs()).mean().item(), rel=1e-5)
