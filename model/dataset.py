@@ -8,6 +8,7 @@ noise level and models that don't can share one training loop.
 from __future__ import annotations
 
 import json
+import math
 import random
 import warnings
 import zlib
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 
 from constants import IMAGE_EXTENSIONS, NOISE_SIGMA, SEED
 from model.files import atomic_write
 from model.tasks import Denoise, Task
+from model.tiling import to_float
 from model.unet import pad_bottom_right
 
 
@@ -38,28 +40,19 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_image(path: str | Path) -> torch.Tensor:
-    """Decode a photo to a float32 RGB tensor (3, H, W) in [0, 1].
+    """Decode a photo to a float32 RGB tensor (3, H, W) in [0, 1], read as the denoise CLI reads
+    it (model/photo_io.py): EXIF orientation applied, gray made RGB, alpha dropped, 16-bit and
+    float colour kept, HEIC read, and a one-line error naming the file for anything else."""
+    # Imported here: the GPU trainer imports this module on a machine without pypng / pillow-heif.
+    from model.photo_io import PhotoError, read_pixels
 
-    Applies the EXIF orientation (phones store rotated pixels), turns grayscale, palette and
-    alpha images into RGB (alpha is dropped), and keeps the full range of 16-bit images.
-    """
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            image.load()  # decode now, so a truncated file fails here with its name
-            return _to_tensor(image)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"{path}: cannot read image ({error})") from error
-
-
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grayscale
-        array = np.asarray(image, dtype=np.float32) / 65535.0
-        return torch.from_numpy(array.clip(0, 1)).expand(3, -1, -1).contiguous()
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        pixels = to_float(read_pixels(path, max_megapixels=math.inf))
+    except PhotoError as error:
+        raise ImageReadError(str(error)) from error
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    colour = pixels[..., :3] if pixels.shape[-1] >= 3 else pixels[..., :1]  # alpha dropped; gray spread below
+    return torch.from_numpy(colour.clip(0, 1)).permute(2, 0, 1).expand(3, -1, -1).contiguous()
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:

@@ -39,6 +39,7 @@ from model.photo_io import (
     PhotoError,
     fitting_metadata,
     kept_metadata,
+    pixel_array,
     read_photo,
     write_photo,
 )
@@ -52,7 +53,6 @@ SIGMA_MAX = 0.5
 ESTIMATE_SIDE = 1024  # the noise estimate looks at a central crop at most this big
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where the hardware multiplies it natively
 DEFAULT_PRECISION = "auto"  # bf16 moved no eval_quality row by more than 0.04 dB (2026-11-26)
-STRAIGHT_ALPHA = {"La": "LA", "RGBa": "RGBA"}  # premultiplied modes, as Pillow's filters make them
 NOISE_MARGIN = 6  # float inputs may stray this many sigmas outside [0, 1]: noise, not another scale
 
 
@@ -258,20 +258,7 @@ def denoise_pil(image: Image.Image, model: UNet, sigma: float | None = None, **o
     any byte order, I) comes back as I;16, F as F, premultiplied La / RGBa as LA / RGBA; other
     modes (palette, 1-bit, CMYK, YCbCr, LAB) become RGB, or RGBA where they carry transparency.
     `options` are denoise_array's."""
-    if image.mode in STRAIGHT_ALPHA:
-        image = image.convert(STRAIGHT_ALPHA[image.mode])
-    if image.mode in ("L", "LA", "RGB", "RGBA", "F"):
-        pixels = np.asarray(image)
-    elif image.mode.startswith("I"):
-        pixels = np.asarray(image)
-        if pixels.min() < 0 or pixels.max() > 65535:  # 32-bit integers (mode I): a measurement, not a photo
-            raise ValueError(
-                f"integer pixels from {pixels.min()} to {pixels.max()}, outside 0-65535; scale them to 16 bits first"
-            )
-        pixels = pixels.astype(np.uint16)
-    else:
-        pixels = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
-    out = Image.fromarray(denoise_array(pixels, model, sigma, **options))  # the mode follows dtype and shape
+    out = Image.fromarray(denoise_array(pixel_array(image), model, sigma, **options))  # mode from dtype and shape
     out.info = fitting_metadata(kept_metadata(image.info), out.mode)
     return out
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tifffile
 import torch
 from PIL import Image
 
@@ -25,8 +26,30 @@ def test_any_colour_mode_becomes_rgb(tmp_path, mode):
 
 def test_16_bit_png_keeps_its_precision(tmp_path):
     path = tmp_path / "deep.png"
-    Image.fromarray(np.full((6, 7), 1000, dtype=np.uint16)).save(path)
+    Image.fromarray(np.full((8, 9), 1000, dtype=np.uint16)).save(path)
     assert load_image(path)[0, 0, 0].item() == pytest.approx(1000 / 65535, abs=1e-7)
+
+
+def test_16_bit_colour_and_float_tiffs_keep_their_precision(tmp_path):
+    deep = np.zeros((8, 9, 3), np.uint16)
+    deep[..., 1] = 1000  # green only: a channel mix-up shows
+    tifffile.imwrite(tmp_path / "deep.tif", deep, photometric="rgb")
+    tifffile.imwrite(tmp_path / "float.tif", deep.astype(np.float32) / 65535, photometric="rgb")
+    for name in ("deep.tif", "float.tif"):
+        image = load_image(tmp_path / name)
+        assert image.shape == (3, 8, 9) and image.dtype == torch.float32
+        assert image[:, 0, 0].tolist() == pytest.approx([0, 1000 / 65535, 0], abs=1e-7)
+
+
+@pytest.mark.parametrize(("content", "problem"), [(b"", "empty file"), (None, "at least 8x8 pixels are needed")])
+def test_files_that_are_no_photo_say_why(tmp_path, content, problem):
+    path = tmp_path / "odd.png"
+    if content is None:
+        Image.new("RGB", (5, 4)).save(path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=f"odd.png: .*{problem}"):
+        load_image(path)
 
 
 def test_truncated_jpeg_is_named_in_the_error(tmp_path):
@@ -62,7 +85,7 @@ def test_training_items_are_random_crops_with_sigma_from_the_range(image_folder)
 
 def test_image_smaller_than_the_crop_is_padded(tmp_path):
     path = tmp_path / "tiny.png"
-    Image.new("RGB", (10, 6), "green").save(path)
+    Image.new("RGB", (12, 8), "green").save(path)
     noisy, clean, _ = NoisyImageDataset([path], crop_size=32, train=True)[0]
     assert clean.shape == (3, 32, 32)
     assert torch.allclose(clean, clean[:, :1, :1].expand_as(clean))
