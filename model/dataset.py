@@ -32,11 +32,18 @@ class ImageReadError(ValueError):
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """All image files below `folder`, sorted so every machine sees the same order."""
+    """All image files below `folder`, sorted so every machine sees the same order. Hidden files and
+    folders are left out: macOS writes a `._photo.jpg` of metadata beside every photo it copies."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def load_image(path: str | Path) -> torch.Tensor:

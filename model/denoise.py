@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
             failures.append(f"{source}: unexpected {type(error).__name__}: {error}")
             tqdm.write(f"error: {failures[-1]}", file=sys.stderr)
     done = len(todo) - (len(failures) - len(batch.problems))
-    skipped = f"; skipped {batch.skipped} non-image file(s) in the folders" if batch.skipped else ""
+    skipped = f"; skipped {batch.skipped} hidden or non-image file(s) in the folders" if batch.skipped else ""
     skipped += f"; kept {kept} existing output(s)" if kept else ""
     print(f"{done} of {len(batch.pairs) + len(batch.problems)} images denoised into {args.output_dir}{skipped}")
     if failures:

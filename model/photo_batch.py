@@ -2,8 +2,9 @@
 
 Folders are walked recursively in sorted order. Every entry that cannot be used gets one line
 naming it and saying why (a symbolic-link loop, a broken link, a folder that cannot be read, a
-FIFO or device), and the batch goes on; files whose format Pillow cannot open are counted as
-skipped, not images. A file named directly is always tried. Two photos whose outputs would
+FIFO or device), and the batch goes on; files whose format Pillow cannot open, and hidden files
+and folders (macOS writes a `._photo.jpg` of metadata beside every photo it copies), are counted
+as skipped, not images. A file named directly is always tried. Two photos whose outputs would
 share a name (`photo.tif` and `photo.png`) get the source extension in their output names.
 """
 
@@ -23,7 +24,7 @@ from model.photo_io import readable_extensions
 class Batch:
     pairs: list[tuple[Path, Path]] = field(default_factory=list)  # (photo, output)
     problems: list[str] = field(default_factory=list)  # one line per entry that cannot be used
-    skipped: int = 0  # files in folders that are not images
+    skipped: int = 0  # files in folders that are not images, or hidden
     notes: list[str] = field(default_factory=list)  # harmless: the same photo named twice
 
 
@@ -63,6 +64,9 @@ def walk(
         return []
     photos = []
     for entry in entries:
+        if entry.name.startswith("."):
+            batch.skipped += 1
+            continue
         problem = entry_problem(entry)
         if problem:
             batch.problems.append(problem)

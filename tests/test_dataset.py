@@ -134,6 +134,14 @@ def test_unmatched_pairs_are_listed(tmp_path):
         PairedImageDataset(tmp_path)
 
 
+def test_hidden_files_and_folders_are_not_training_images(image_folder):
+    photos = list_images(image_folder)
+    (image_folder / "cat" / "._a.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata")
+    (image_folder / ".cache").mkdir()
+    Image.new("RGB", (16, 16)).save(image_folder / ".cache" / "b.png")
+    assert list_images(image_folder) == photos
+
+
 def test_sigma_power_draws_low_noise_levels_more_often(image_folder):
     paths = list_images(image_folder)
     uniform = NoisyImageDataset(paths, (0.0, 0.5), 16, train=True)

@@ -55,6 +55,9 @@ def messy_folder(tmp_path):
     picture(3).save(folder / "anim.gif", save_all=True, append_images=[picture(5)])  # two frames
     picture(4).save(folder / "sub" / "nested.jpg")
     (folder / "notes.txt").write_text("not a photo")
+    (folder / "._photo.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata")  # AppleDouble, beside photo.png
+    (folder / ".thumbnails").mkdir()
+    picture(6).save(folder / ".thumbnails" / "photo.png")
     (folder / "truncated.png").write_bytes((folder / "photo.png").read_bytes()[:200])
     os.symlink("loop2", folder / "loop1")
     os.symlink("loop1", folder / "loop2")
@@ -92,7 +95,7 @@ def test_a_messy_folder_denoises_every_readable_photo_and_names_each_bad_entry(t
         "photo_png_denoised.png",
         "photo_tif_denoised.png",
     ]
-    assert "skipped 1 non-image file(s)" in result.stdout
+    assert "skipped 3 hidden or non-image file(s)" in result.stdout  # notes.txt, ._photo.png, .thumbnails
     assert f"note: {messy_folder / 'anim.gif'}: 2 frames; only the first is denoised" in result.stderr
     for name in ("gray16_png", "gray16_tif"):  # 16-bit gray in, 16-bit gray out
         assert Image.open(tmp_path / "out" / f"{name}_denoised.png").mode == "I;16"
