@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.metrics import psnr
+
 VGG_FILE = "vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -22,7 +24,13 @@ def charbonnier_loss(output: torch.Tensor, target: torch.Tensor, eps: float = 1e
     return torch.sqrt((output - target) ** 2 + eps**2).mean()
 
 
-PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss}
+def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Minus the mean PSNR (dB, data range 1) of the images of a batch: each image counts the same
+    whatever its noise level, where in an MSE the noisiest ones, whose errors are largest, rule."""
+    return -psnr(output, target).mean()
+
+
+PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss, "psnr": psnr_loss}
 
 
 def vgg_features(weights: str | Path | None = None) -> nn.Module:

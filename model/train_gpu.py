@@ -44,6 +44,7 @@ from model.config_flags import option, parse_flags
 from model.dataset import list_images
 from model.device import pick_device
 from model.files import write_json_atomic
+from model.losses import PIXEL_LOSSES
 from model.metrics import psnr
 from model.precision import native_bf16
 from model.tasks import check_noise_levels
@@ -73,9 +74,7 @@ class GpuTrainConfig:
     sigma_max: float = option(0.5, "noise levels are sigma_max * u ** sigma_power, u uniform")
     sigma_power: float = option(2.0, "above 1, low noise levels are drawn more often")
     grad_clip: float = option(1.0, "gradient norm clipping")
-    loss: str = option(
-        "l1", "l1, or l2 (the mean squared error that PSNR measures) to fine-tune trained weights", ("l1", "l2")
-    )
+    loss: str = option("l1", "pixel loss (psnr: minus each crop's PSNR, averaged)", tuple(PIXEL_LOSSES))
     val_seconds: float = option(90.0, "validate, and save the best weights, this often")
     val_crop: int = option(512, "validation photos are centre crops of at most this side")
     device: str = option("", "cuda, mps or cpu; empty: the fastest available")
@@ -215,8 +214,7 @@ class Trainer:
         noisy, sigma = noisy_batch(clean, self.config, self.generator)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             denoised = self.net(noisy, sigma)
-        loss = F.mse_loss if self.config.loss == "l2" else F.l1_loss
-        return loss(denoised.float(), clean)
+        return PIXEL_LOSSES[self.config.loss](denoised.float(), clean)
 
     def step(self, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:

@@ -175,7 +175,7 @@ def test_validation_scores_in_fp32_even_where_training_runs_in_bf16(pack, init):
     assert trainer.validate(items) == pytest.approx(fp32, abs=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["l1", "l2"])
+@pytest.mark.parametrize("loss", ["l1", "mse", "psnr"])
 def test_the_training_loss_is_the_one_asked_for(pack, init, loss):
     device = torch.device("cpu")
     model, _ = load_model(init, device)
@@ -188,5 +188,7 @@ def test_the_training_loss_is_the_one_asked_for(pack, init, loss):
     clean = sampler.sample(4).contiguous(memory_format=torch.channels_last)
     noisy, sigma = noisy_batch(clean, config, sampler.generator)
     with torch.no_grad():
-        error = model(noisy, sigma) - clean
-    assert got == pytest.approx((error.square() if loss == "l2" else error.abs()).mean().item(), rel=1e-5)
+        denoised = model(noisy, sigma)
+    error = denoised - clean
+    expected = {"l1": error.abs().mean(), "mse": error.square().mean(), "psnr": -psnr(denoised, clean).mean()}
+    assert got == pytest.approx(expected[loss].item(), rel=1e-5)
