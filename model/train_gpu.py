@@ -407,7 +407,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
             record["val_psnr_ema"] = trainer.validate(val_items, trainer.ema)
             history.append(record)
             print(
-                f"{record['seconds']:7.1f} s step {step}: loss {record['loss']:.4f}, "
+                f"{record['seconds']:7.1f} s step {step}: loss {record['loss']:.4g}, "
                 f"val PSNR {record['val_psnr']:.3f} dB, EMA {record['val_psnr_ema']:.3f} dB"
             )
             for kind, value, weights in (
