@@ -1,4 +1,4 @@
-"""Turn the best weights of GPU runs into the shipped checkpoint, keeping the whole training chain.
+"""Turn the best weights of `model/train_gpu.py` runs into the shipped checkpoint, keeping the whole training chain.
 
     python -m model.ship_weights runs/gpu/run runs/gpu/run2    # the last run's best.pth is shipped
 
@@ -6,9 +6,10 @@ Each folder is the OUT of one `model/train_gpu.py` run (best.pth, history.json),
 they ran, each warm-started from the previous one and the first from the shipped checkpoint.
 The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
 `benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
-the earlier chain's train_config and history, and one `gpu_runs` entry per run (device,
-seconds, steps, crops, pixels, throughput, best validation), so the model card's totals come
-from the file.
+the earlier chain's train_config and history, and one `gpu_runs` entry per run of the fast
+trainer, on a GPU or in a CPU sitting (device, seconds, steps, crops, pixels, throughput, best
+validation, settings with paths inside the repository made relative), so the model card's
+totals come from the file.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ RUN_FACTS = (
 )
 
 
+def repo_relative(run: dict) -> dict:
+    """`run` with the settings that are paths inside the repository written relative to its root
+    (the defaults are absolute), so the shipped file names no folder of the machine it came from."""
+    root = f"{C.ROOT_DIR}/"
+    config = {k: v.removeprefix(root) if isinstance(v, str) else v for k, v in run.get("config", {}).items()}
+    return {**run, "config": config} if "config" in run else run
+
+
 def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH) -> dict:
     """Write `target` from the last run's best.pth on top of `base`'s record; return what was written."""
     previous = load_checkpoint(base)
@@ -51,7 +60,7 @@ def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.
         for d in run_dirs
     ]
     state = {k: v for k, v in previous.items() if k not in ("model", "format_version")}
-    state["gpu_runs"] = previous.get("gpu_runs", []) + runs
+    state["gpu_runs"] = [repo_relative(run) for run in previous.get("gpu_runs", []) + runs]
     state["training_minutes"] = round(previous["training_minutes"] + sum(r["train_seconds"] for r in runs) / 60, 1)
     state["model"] = {k: v.to(torch.float16) for k, v in best["model"].items()}
     state["model_config"] = best["model_config"]
@@ -71,8 +80,11 @@ def main(argv: list[str] | None = None) -> None:
         state = ship(args.runs, args.base, args.target)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
+    runs = state["gpu_runs"]
+    on_gpu = sum(run["device"] != "cpu" for run in runs)
     print(
-        f"wrote {args.target}: {state['training_minutes']} training minutes in all, {len(state['gpu_runs'])} GPU runs"
+        f"wrote {args.target}: {state['training_minutes']} training minutes in all; "
+        f"{len(runs)} runs of model/train_gpu.py, {on_gpu} of them on a GPU"
     )
 
 
