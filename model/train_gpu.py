@@ -80,7 +80,7 @@ class GpuTrainConfig:
     device: str = option("", "cuda, mps or cpu; empty: the fastest available")
     threads: int = option(0, "CPU threads of torch; 0: torch's default (all cores)")
     compile: str = option("auto", "torch.compile the network: auto (on CUDA), yes or no", ("auto", "yes", "no"))
-    seed: int = option(C.SEED, "seed of crops, noise and validation noise")
+    seed: int = option(C.SEED, "seed of the training crops and noise (the validation noise is fixed)")
     resume: bool = option(False, "go on from OUT/last.pth (same command otherwise) instead of starting afresh")
 
 
@@ -164,9 +164,10 @@ def centre_crop(image: Image.Image, side: int) -> Image.Image:
     return image.crop(centre_box(image.width, image.height, side))
 
 
-def validation_set(photos: list[torch.Tensor], crop: int, device: torch.device, seed: int) -> list[tuple]:
-    """(noisy, clean, sigma) per photo and sigma: centre crops, noise drawn once with a fixed seed."""
-    generator = torch.Generator().manual_seed(seed)
+def validation_set(photos: list[torch.Tensor], crop: int, device: torch.device) -> list[tuple]:
+    """(noisy, clean, sigma) per photo and sigma: centre crops, noise drawn once with the project's seed,
+    whatever the run's `--seed`, so that runs with different seeds score the same noisy photos."""
+    generator = torch.Generator().manual_seed(C.SEED)
     items = []
     for photo in photos:
         left, top, right, bottom = centre_box(photo.shape[-1], photo.shape[-2], crop)
@@ -350,7 +351,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     pack = Path(config.pack)
     train_photos, val_photos = read_photos(pack / "train"), read_photos(pack / "val")
     sampler = CropSampler(train_photos, config.crop_size, device, generator)
-    val_items = validation_set(val_photos, config.val_crop, device, config.seed)
+    val_items = validation_set(val_photos, config.val_crop, device)
     print(
         f"pack {pack}: {sampler.photos} train photos ({sampler.pixels / 1e6:.1f} MP, {len(sampler.tiles)} tiles), "
         f"{len(val_photos)} val photos x {len(VAL_SIGMAS)} sigmas; loaded in {time.time() - started_at:.1f} s"
