@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+import constants as C
 from model.files import atomic_write
 from model.unet import UNet
 
@@ -27,6 +28,14 @@ def save_checkpoint(path: str | Path, **state) -> Path:
     with atomic_write(path) as file:
         torch.save({**state, "format_version": FORMAT_VERSION}, file)
     return Path(path)
+
+
+def repo_relative(value: object) -> object:
+    """A path inside the repository as a relative one, anything else unchanged: a published
+    checkpoint's settings name no folder of the machine it was trained on."""
+    if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(C.ROOT_DIR):
+        return str(Path(value).relative_to(C.ROOT_DIR))
+    return value
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:

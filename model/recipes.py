@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import constants as C
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint import load_checkpoint, repo_relative, save_checkpoint
 from model.config_flags import make_parser
 from model.train import TrainConfig, train
 from model.unet import UNetConfig
@@ -149,13 +149,6 @@ def training_minutes(state: dict) -> float:
     minutes = sum(h["seconds"] for h in state["history"]) / 60
     init = state["train_config"].get("init")
     return minutes + training_minutes(load_checkpoint(init)) if init else minutes
-
-
-def repo_relative(value: object) -> object:
-    """A path inside the repository as a relative one; anything else unchanged."""
-    if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(C.ROOT_DIR):
-        return str(Path(value).relative_to(C.ROOT_DIR))
-    return value
 
 
 def main() -> None:

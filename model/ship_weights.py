@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import constants as C
-from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.checkpoint import CheckpointError, load_checkpoint, repo_relative, save_checkpoint
 from model.config_flags import make_parser
 
 RUN_FACTS = (
@@ -43,12 +43,11 @@ RUN_FACTS = (
 )
 
 
-def repo_relative(run: dict) -> dict:
-    """`run` with the settings that are paths inside the repository written relative to its root
-    (the defaults are absolute), so the shipped file names no folder of the machine it came from."""
-    root = f"{C.ROOT_DIR}/"
-    config = {k: v.removeprefix(root) if isinstance(v, str) else v for k, v in run.get("config", {}).items()}
-    return {**run, "config": config} if "config" in run else run
+def relative_settings(run: dict) -> dict:
+    """`run` with its settings' paths inside the repository made relative (the defaults are absolute)."""
+    if "config" not in run:
+        return run
+    return {**run, "config": {k: repo_relative(v) for k, v in run["config"].items()}}
 
 
 def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH) -> dict:
@@ -60,7 +59,7 @@ def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.
         for d in run_dirs
     ]
     state = {k: v for k, v in previous.items() if k not in ("model", "format_version")}
-    state["gpu_runs"] = [repo_relative(run) for run in previous.get("gpu_runs", []) + runs]
+    state["gpu_runs"] = [relative_settings(run) for run in previous.get("gpu_runs", []) + runs]
     state["training_minutes"] = round(previous["training_minutes"] + sum(r["train_seconds"] for r in runs) / 60, 1)
     state["model"] = {k: v.to(torch.float16) for k, v in best["model"].items()}
     state["model_config"] = best["model_config"]

@@ -12,7 +12,7 @@ import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.metrics import psnr
 from model.ship_weights import main as ship_main
-from model.ship_weights import repo_relative, ship
+from model.ship_weights import relative_settings, ship
 from model.train_gpu import (
     CropSampler,
     GpuTrainConfig,
@@ -125,11 +125,11 @@ def test_ship_records_the_chain_of_runs(pack, init, tmp_path):
 
 def test_shipped_settings_name_no_folder_of_the_machine_they_ran_on():
     run = {"steps": 3, "config": {"init": str(C.CHECKPOINT_PATH), "pack": "/elsewhere/pack", "lr": 1e-4}}
-    assert repo_relative(run) == {
+    assert relative_settings(run) == {
         "steps": 3,
         "config": {"init": "model/storage/trained_unet.pth", "pack": "/elsewhere/pack", "lr": 1e-4},
     }
-    assert repo_relative({"steps": 3}) == {"steps": 3}  # an entry without settings stays as it is
+    assert relative_settings({"steps": 3}) == {"steps": 3}  # an entry without settings stays as it is
 
 
 def test_shipping_a_run_that_is_not_there_is_a_one_line_error(init, tmp_path):
