@@ -21,8 +21,9 @@ A lent GPU gives a few minutes, so nothing may wait on Python or the CPU:
 
 It warm-starts from `--init` (the shipped checkpoint by default) and keeps its architecture.
 The same code runs on the CPU (the tests do, and so do the CPU sittings: `--device cpu
---threads 1`, bf16 where the CPU multiplies it natively), with torch 2.11 or newer. `OUT/history.json`
-holds every validation and the run's facts: device, steps, crops, pixels and throughput.
+--threads 1`, bf16 where the CPU multiplies it natively unless `--no-bf16`), with torch 2.11 or
+newer. `OUT/history.json` holds every validation and the run's facts: device, steps, crops,
+pixels and throughput.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class GpuTrainConfig:
     sigma_max: float = option(0.5, "noise levels are sigma_max * u ** sigma_power, u uniform")
     sigma_power: float = option(2.0, "above 1, low noise levels are drawn more often")
     grad_clip: float = option(1.0, "gradient norm clipping")
+    bf16: bool = option(True, "bf16 autocast where the device multiplies it natively; --no-bf16: fp32 throughout")
     loss: str = option("l1", "pixel loss (psnr: minus each crop's PSNR, averaged)", tuple(PIXEL_LOSSES))
     val_seconds: float = option(90.0, "validate, and save the best weights, this often")
     val_crop: int = option(512, "validation photos are centre crops of at most this side")
@@ -204,7 +206,7 @@ class Trainer:
     def __init__(self, model: UNet, sampler: CropSampler, config: GpuTrainConfig, device: torch.device):
         self.model, self.sampler, self.config, self.device = model, sampler, config, device
         self.generator = sampler.generator
-        self.bf16 = native_bf16(device)
+        self.bf16 = config.bf16 and native_bf16(device)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
         self.ema = [p.detach().clone() for p in model.parameters()]
         self.net = model

@@ -194,9 +194,9 @@ def test_validation_scores_in_fp32_even_where_training_runs_in_bf16(pack, init):
 def test_the_training_loss_is_the_one_asked_for(pack, init, loss):
     device = torch.device("cpu")
     model, _ = load_model(init, device)
-    config, photos = GpuTrainConfig(loss=loss, sigma_max=0.2), read_photos(pack / "train")
+    # --no-bf16: fp32 even on a CPU that multiplies bf16 natively, to compare with the loss computed here
+    config, photos = GpuTrainConfig(loss=loss, sigma_max=0.2, bf16=False), read_photos(pack / "train")
     trainer = Trainer(model, CropSampler(photos, 32, device, torch.Generator().manual_seed(0)), config, device)
-    trainer.bf16 = False  # fp32, to compare with the loss computed here
     got = trainer.forward_loss(4).item()
 
     sampler = CropSampler(photos, 32, device, torch.Generator().manual_seed(0))  # the same crops and noise
