@@ -7,6 +7,7 @@ code path runs without a process group.
 
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -41,7 +42,17 @@ def barrier() -> None:
 
 
 def close() -> None:
+    """Leave the process group, after a garbage collection that gives gloo's threads a moment.
+
+    When the last collective returns, a gloo worker thread may still be freeing its work item,
+    which holds a Python object; if the interpreter is already finalizing when that thread asks
+    for the GIL, Python stops the thread with pthread_exit and the process aborts after its work
+    is done ("terminate called without an active exception", SIGABRT; seen in a core dump). A
+    small two-process DDP script aborted in 9 of 60 runs with torch 2.14, in none of 100 with the
+    collection first: it narrows a race in torch that this code cannot close, rather than closing it.
+    """
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
