@@ -48,7 +48,7 @@ def close() -> None:
     which holds a Python object; if the interpreter is already finalizing when that thread asks
     for the GIL, Python stops the thread with pthread_exit and the process aborts after its work
     is done ("terminate called without an active exception", SIGABRT; seen in a core dump). A
-    small two-process DDP script aborted in 9 of 60 runs with torch 2.14, in none of 100 with the
+    small two-process DDP script aborted in 9 of 60 runs with torch 2.14, in none of 70 with the
     collection first: it narrows a race in torch that this code cannot close, rather than closing it.
     """
     if dist.is_initialized():
