@@ -347,7 +347,7 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     generator = torch.Generator(device).manual_seed(config.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = False  # training runs in bf16 autocast; validation in full fp32
+        torch.backends.cudnn.allow_tf32 = False  # training in bf16 autocast (or fp32: --no-bf16); validation in fp32
 
     # data: decoded once, then resident on the device
     pack = Path(config.pack)
