@@ -76,7 +76,9 @@ class GpuTrainConfig:
     sigma_power: float = option(2.0, "above 1, low noise levels are drawn more often")
     grad_clip: float = option(1.0, "gradient norm clipping")
     bf16: bool = option(True, "bf16 autocast where the device multiplies it natively; --no-bf16: fp32 throughout")
-    loss: str = option("l1", "pixel loss (psnr: minus each crop's PSNR, averaged)", tuple(PIXEL_LOSSES))
+    loss: str = option(
+        "mse", "pixel loss; mse matches the PSNR it is judged by (psnr: minus each crop's PSNR)", tuple(PIXEL_LOSSES)
+    )
     val_seconds: float = option(90.0, "validate, and save the best weights, this often")
     val_crop: int = option(512, "validation photos are centre crops of at most this side")
     device: str = option("", "cuda, mps or cpu; empty: the fastest available")
