@@ -31,6 +31,19 @@ def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss, "psnr": psnr_loss}
+SIGMA_FLOOR = 2 / 255  # below it a crop's weight stops growing (sigma -> 0 would weigh it without bound)
+
+
+def noise_weighted_mse(output: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Each crop's squared error divided by its noise variance (sigma floored at SIGMA_FLOOR).
+
+    It is the share of the noise power left in the output, so a crop at 5/255 counts as much as
+    one at 50/255; in a plain MSE the latter's error is ~100 times larger and rules every step."""
+    per_crop = (output - target).pow(2).mean(dim=tuple(range(1, output.ndim)))
+    return (per_crop / sigma.clamp(min=SIGMA_FLOOR) ** 2).mean()
+
+
+NOISE_WEIGHTED_LOSSES = {"mse-per-variance": noise_weighted_mse}  # they take each crop's sigma too
 
 
 def vgg_features(weights: str | Path | None = None) -> nn.Module:

@@ -1,12 +1,14 @@
 """Train the shipped denoiser fast on one GPU: the data lives on the GPU, the clock sets the schedule.
 
-    python -m model.train_gpu --pack data/pack --out runs/gpu --minutes 8
+    python -m model.train_gpu --pack data/pretrain --out runs/gpu --minutes 60
     python -m model.train_gpu --pack data/pack --out runs/smoke --minutes 0.3 --device cpu
 
-A lent GPU gives a few minutes, so nothing may wait on Python or the CPU:
+A GPU is fast enough that nothing may wait on Python or the CPU:
 
-- the pack (`utils/make_pack.py`: train/ and val/ folders of photos) is decoded once and held
-  on the device as uint8 tiles; crops, flips/rotations, noise levels and noise are drawn there;
+- the photos (a set with a split.json, such as data/pretrain, or a pack of train/ and val/
+  folders, `utils/make_pack.py`) are decoded once and held on the device as uint8 tiles;
+  crops (per pixel or per photo, `--sampling`), flips/rotations, noise levels and noise are
+  drawn there, and `--synthetic-fraction` mixes in dead-leaves images (`model/dead_leaves.py`);
 - bf16 autocast, channels_last, `torch.compile` on CUDA (eager if compiling fails), and a
   batch size measured at the start (`--batch-size 0`);
 - the learning rate follows the wall clock (linear warm-up, then cosine to `--min-lr` at the end
@@ -19,7 +21,9 @@ A lent GPU gives a few minutes, so nothing may wait on Python or the CPU:
   at every validation too: the same command with `--resume` goes on from there, so a
   schedule longer than one command's time limit runs as sittings (`--stop-minutes`).
 
-It warm-starts from `--init` (the shipped checkpoint by default) and keeps its architecture.
+It warm-starts from `--init` (the shipped checkpoint by default) and keeps its architecture,
+or trains a named one from random weights (`--scratch`). `model/study.py` runs it as the arms
+of a controlled experiment.
 The same code runs on the CPU (the tests do, and so do the CPU sittings: `--device cpu
 --threads 1`, bf16 where the CPU multiplies it natively unless `--no-bf16`), with torch 2.11 or
 newer. `OUT/history.json` holds every validation and the run's facts: device, steps, crops,
@@ -43,25 +47,35 @@ import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.config_flags import option, parse_flags
 from model.dataset import list_images
+from model.dead_leaves import dead_leaves_set
 from model.device import pick_device
 from model.files import write_json_atomic
-from model.losses import PIXEL_LOSSES
+from model.losses import NOISE_WEIGHTED_LOSSES, PIXEL_LOSSES
 from model.metrics import psnr
 from model.precision import native_bf16
+from model.split import load_split
 from model.tasks import check_noise_levels
-from model.unet import UNet
+from model.unet import BLIND_DENOISER, DRUNET_LIKE, UNet
 
 VAL_SIGMAS = (5 / 255, 15 / 255, 25 / 255, 50 / 255)  # the light noise of most photos, and the literature's
 BATCH_CANDIDATES = (16, 32, 64, 128, 256)
+ARCHITECTURES = {"shipped": BLIND_DENOISER, "drunet-like": DRUNET_LIKE}  # for --scratch
+LOSSES = {**PIXEL_LOSSES, **NOISE_WEIGHTED_LOSSES}
+SYNTHETIC_IMAGES, SYNTHETIC_SIDE = 64, 256  # the dead-leaves set of --synthetic-fraction
 # dense bf16 tensor-core peak by GPU name, from the vendors' data sheets (SXM parts)
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
 @dataclass
 class GpuTrainConfig:
-    pack: str = option(str(C.DATA_DIR / "pack"), "folder with train/ and val/ photos (utils/make_pack.py)")
+    pack: str = option(
+        str(C.DATA_DIR / "pack"),
+        "photos: a pack (train/ and val/ folders, utils/make_pack.py) or a set with split.json (data/pretrain)",
+    )
     out: str = option(str(C.RUNS_DIR / "gpu"), "where best.pth and history.json are written")
+    val_dir: str = option("", "validation photos; empty: PACK/val")
     init: str = option(str(C.CHECKPOINT_PATH), "checkpoint to warm-start from; its architecture is kept")
+    scratch: str = option("", "train this architecture from random weights instead of --init", ("", *ARCHITECTURES))
     minutes: float = option(8.0, "length of the schedule, counted from the first timed step")
     stop_minutes: float = option(
         0.0, "> 0: end this sitting at this point of the schedule (saved; --resume goes on), e.g. to fit a time limit"
@@ -77,8 +91,17 @@ class GpuTrainConfig:
     grad_clip: float = option(1.0, "gradient norm clipping")
     bf16: bool = option(True, "bf16 autocast where the device multiplies it natively; --no-bf16: fp32 throughout")
     loss: str = option(
-        "mse", "pixel loss; mse matches the PSNR it is judged by (psnr: minus each crop's PSNR)", tuple(PIXEL_LOSSES)
+        "mse",
+        "pixel loss; mse matches the PSNR it is judged by (psnr: minus each crop's PSNR; mse-per-variance: "
+        "each crop's squared error over its sigma^2, so every noise level counts the same)",
+        tuple(LOSSES),
     )
+    sampling: str = option(
+        "pixel",
+        "crops drawn uniformly over all pixels, or over photos first (each photo counts the same)",
+        ("pixel", "photo"),
+    )
+    synthetic_fraction: float = option(0.0, "share of every batch cut from dead-leaves images (model/dead_leaves.py)")
     val_seconds: float = option(90.0, "validate, and save the best weights, this often")
     val_crop: int = option(512, "validation photos are centre crops of at most this side")
     device: str = option("", "cuda, mps or cpu; empty: the fastest available")
@@ -91,9 +114,9 @@ class GpuTrainConfig:
 # ---------------------------------------------------------------- data resident on the device
 
 
-def read_photos(folder: Path) -> list[torch.Tensor]:
-    """Every image file below a folder as a (3, H, W) uint8 tensor, decoded on all CPU cores."""
-    paths = list_images(folder)
+def read_photos(folder: Path, paths: list[Path] | None = None) -> list[torch.Tensor]:
+    """Every image file below a folder (or the given ones) as a (3, H, W) uint8 tensor, decoded on all CPU cores."""
+    paths = list_images(folder) if paths is None else paths
     if not paths:
         raise ValueError(f"{folder}: no images")
 
@@ -110,16 +133,27 @@ class CropSampler:
 
     Each photo is cut into tiles of 2*crop pixels at a stride of crop, so every crop position
     of the photo lies inside some tile; a batch is then one gather from the stacked tiles.
+
+    With `sampling="photo"` a batch first draws photos, each as likely as any other, then a
+    tile of the photo: a small photo counts as much as a 4K wallpaper.
     """
 
-    def __init__(self, photos: list[torch.Tensor], crop: int, device: torch.device, generator: torch.Generator):
-        self.crop, self.device, self.generator = crop, device, generator
+    def __init__(
+        self,
+        photos: list[torch.Tensor],
+        crop: int,
+        device: torch.device,
+        generator: torch.Generator,
+        sampling: str = "pixel",
+    ):
+        self.crop, self.device, self.generator, self.sampling = crop, device, generator, sampling
         side = 2 * crop
-        tiles, valid = [], []
+        tiles, valid, first_tile = [], [], []
         for photo in photos:
             height, width = photo.shape[-2:]
             if min(height, width) < crop:
                 continue
+            first_tile.append(len(tiles))
             photo = photo.to(device)
             for top in tile_origins(height, side, crop):
                 for left in tile_origins(width, side, crop):
@@ -130,13 +164,20 @@ class CropSampler:
             raise ValueError(f"no training photo is at least {crop}x{crop} pixels")
         self.tiles = torch.stack(tiles)  # (T, 3, side, side) uint8
         self.valid = torch.tensor(valid, device=device)  # (T, 2) height and width holding pixels
+        self.first_tile = torch.tensor(first_tile, device=device)  # (P,) each photo's first tile
+        self.tile_count = torch.diff(self.first_tile, append=torch.tensor([len(tiles)], device=device))
         self.offsets = torch.arange(crop, device=device)
         used = [p for p in photos if min(p.shape[-2:]) >= crop]
         self.photos, self.pixels = len(used), sum(p.shape[-1] * p.shape[-2] for p in used)
 
     def sample(self, batch: int) -> torch.Tensor:
         """(batch, 3, crop, crop) float crops in [0, 1], each in one of the 8 orientations."""
-        index = torch.randint(len(self.tiles), (batch,), device=self.device, generator=self.generator)
+        if self.sampling == "photo":
+            photo = torch.randint(len(self.first_tile), (batch,), device=self.device, generator=self.generator)
+            within = torch.rand(batch, device=self.device, generator=self.generator) * self.tile_count[photo]
+            index = self.first_tile[photo] + within.long()
+        else:
+            index = torch.randint(len(self.tiles), (batch,), device=self.device, generator=self.generator)
         room = (self.valid[index] - self.crop + 1).float()
         top, left = (torch.rand(batch, 2, device=self.device, generator=self.generator) * room).long().unbind(1)
         rows = (top[:, None] + self.offsets)[:, None, :, None]
@@ -147,6 +188,18 @@ class CropSampler:
         crops = torch.where(flips[:, 0, None, None, None], crops.flip(-1), crops)
         crops = torch.where(flips[:, 1, None, None, None], crops.flip(-2), crops)
         return torch.where(flips[:, 2, None, None, None], crops.transpose(-1, -2), crops)
+
+
+def training_set(folder: Path, val_dir: str = "") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(train, val) photos of a pack (train/ and val/ folders, utils/make_pack.py) or of a built set
+    with a split.json (data/pretrain: lossless, every photo); `val_dir` replaces the validation photos."""
+    if (folder / "split.json").exists():
+        split = load_split(folder / "split.json")
+        train = read_photos(folder, [folder / name for name in split["train"]])
+        val = read_photos(folder, [folder / name for name in split["val"]])
+    else:
+        train, val = read_photos(folder / "train"), read_photos(folder / "val")
+    return train, read_photos(Path(val_dir)) if val_dir else val
 
 
 def tile_origins(length: int, side: int, stride: int) -> list[int]:
@@ -205,8 +258,16 @@ def noisy_batch(clean: torch.Tensor, config: GpuTrainConfig, generator: torch.Ge
 class Trainer:
     """One model, its optimizer and its EMA; `step()` is one optimisation step on fresh crops."""
 
-    def __init__(self, model: UNet, sampler: CropSampler, config: GpuTrainConfig, device: torch.device):
+    def __init__(
+        self,
+        model: UNet,
+        sampler: CropSampler,
+        config: GpuTrainConfig,
+        device: torch.device,
+        synthetic: CropSampler | None = None,
+    ):
         self.model, self.sampler, self.config, self.device = model, sampler, config, device
+        self.synthetic = synthetic
         self.generator = sampler.generator
         self.bf16 = config.bf16 and native_bf16(device)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
@@ -215,11 +276,20 @@ class Trainer:
         self.batch_size = config.batch_size
 
     def forward_loss(self, batch: int) -> torch.Tensor:
-        clean = self.sampler.sample(batch).contiguous(memory_format=torch.channels_last)
+        clean = self.sample(batch).contiguous(memory_format=torch.channels_last)
         noisy, sigma = noisy_batch(clean, self.config, self.generator)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             denoised = self.net(noisy, sigma)
+        if self.config.loss in NOISE_WEIGHTED_LOSSES:
+            return NOISE_WEIGHTED_LOSSES[self.config.loss](denoised.float(), clean, sigma)
         return PIXEL_LOSSES[self.config.loss](denoised.float(), clean)
+
+    def sample(self, batch: int) -> torch.Tensor:
+        """Clean crops: `synthetic_fraction` of the batch from the dead-leaves set, the rest from photos."""
+        synthetic = round(batch * self.config.synthetic_fraction) if self.synthetic else 0
+        if not synthetic:
+            return self.sampler.sample(batch)
+        return torch.cat([self.sampler.sample(batch - synthetic), self.synthetic.sample(synthetic)])
 
     def step(self, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:
@@ -286,7 +356,7 @@ class Trainer:
 
         In fp32, as benchmarks/eval_quality.py measures and people denoise: under bf16 autocast
         scores were 0.045 dB lower and moved by +-0.006 dB with the weights' rounding alone, so
-        the fifth CPU sitting saw +0.013 dB where fp32 finds -0.003 dB (model card)."""
+        the fifth CPU sitting saw +0.013 dB where fp32 finds -0.003 dB (storage/TRAINING_LOG.md)."""
         saved = None
         if weights is not None:
             saved = [p.detach().clone() for p in self.model.parameters()]
@@ -339,6 +409,8 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     """Run the schedule; return the run's facts (also written to OUT/history.json)."""
     started_at = time.time()
     check_noise_levels(0.0, config.sigma_max, config.sigma_power)
+    if not 0 <= config.synthetic_fraction < 1:
+        raise ValueError(f"--synthetic-fraction must be in [0, 1), got {config.synthetic_fraction}")
     device = pick_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -353,8 +425,12 @@ def train_gpu(config: GpuTrainConfig) -> dict:
 
     # data: decoded once, then resident on the device
     pack = Path(config.pack)
-    train_photos, val_photos = read_photos(pack / "train"), read_photos(pack / "val")
-    sampler = CropSampler(train_photos, config.crop_size, device, generator)
+    train_photos, val_photos = training_set(pack, config.val_dir)
+    sampler = CropSampler(train_photos, config.crop_size, device, generator, config.sampling)
+    synthetic = None
+    if config.synthetic_fraction > 0:
+        images = dead_leaves_set(train_photos, SYNTHETIC_IMAGES, SYNTHETIC_SIDE, config.seed)
+        synthetic = CropSampler(images, config.crop_size, device, generator)
     val_items = validation_set(val_photos, config.val_crop, device)
     print(
         f"pack {pack}: {sampler.photos} train photos ({sampler.pixels / 1e6:.1f} MP, {len(sampler.tiles)} tiles), "
@@ -362,9 +438,12 @@ def train_gpu(config: GpuTrainConfig) -> dict:
     )
 
     # model: the warm start's architecture and weights, trained in channels_last
-    model, _ = load_model(config.init, device)
+    if config.scratch:
+        model = UNet(ARCHITECTURES[config.scratch]).to(device)
+    else:
+        model, _ = load_model(config.init, device)
     model = model.to(memory_format=torch.channels_last).train()
-    trainer = Trainer(model, sampler, config, device)
+    trainer = Trainer(model, sampler, config, device, synthetic)
     flops = flops_per_crop(model, config.crop_size, device)
     if saved:
         trainer.restore(saved)

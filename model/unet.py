@@ -4,7 +4,9 @@
 (31,037,763 weights) and with the same state-dict names, so its checkpoints load unchanged.
 Two options turn it into a modern blind denoiser (FFDNet / DRUNet style):
 `noise_level_input` feeds the noise level as an extra constant channel, and `residual`
-makes the network predict the noise to subtract instead of the whole image.
+makes the network predict the noise to subtract instead of the whole image. Three more
+(`block`, `downsample`, `bias`) build a DRUNet-like variant: residual blocks, strided
+convolutions down, no biases (`DRUNET_LIKE`); `BLIND_DENOISER` is the shipped network's.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ def pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
 
 
 class ConvBlock(nn.Module):
-    """(3x3 conv -> batch norm -> ReLU) twice; without batch norm the convs get a bias."""
+    """(3x3 conv -> batch norm -> ReLU) twice; without batch norm the convs get a bias (if `bias`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True, bias: bool = True) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for channels in (in_channels, out_channels):
-            layers.append(nn.Conv2d(channels, out_channels, 3, padding=1, bias=not batch_norm))
+            layers.append(nn.Conv2d(channels, out_channels, 3, padding=1, bias=bias and not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.ReLU(inplace=True))
@@ -44,12 +46,40 @@ class ConvBlock(nn.Module):
         return self.conv(x)
 
 
-class Encoder(nn.Module):
-    """Halve the resolution, then widen."""
+class ResidualBlock(nn.Module):
+    """DRUNet's block: a 3x3 conv to the new width (if it changes), then x + conv(ReLU(conv(x)))."""
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(nn.MaxPool2d(2), ConvBlock(in_channels, out_channels, batch_norm))
+        same = in_channels == out_channels
+        self.project = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
+        self.body = nn.Sequential(
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.project(x)
+        return x + self.body(x)
+
+
+def make_block(in_channels: int, out_channels: int, config: UNetConfig) -> nn.Module:
+    if config.block == "residual":
+        return ResidualBlock(in_channels, out_channels, config.bias)
+    return ConvBlock(in_channels, out_channels, config.batch_norm, config.bias)
+
+
+class Encoder(nn.Module):
+    """Halve the resolution (max-pooling, or a 2x2 convolution of stride 2), then widen."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
+        super().__init__()
+        if config.downsample == "maxpool":
+            self.encoder = nn.Sequential(nn.MaxPool2d(2), make_block(in_channels, out_channels, config))
+        else:
+            down = nn.Conv2d(in_channels, out_channels, kernel_size=2, stride=2, bias=config.bias)
+            self.encoder = nn.Sequential(down, make_block(out_channels, out_channels, config))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -58,10 +88,10 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Double the resolution, concatenate the skip connection, then narrow."""
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
         super().__init__()
-        self.conv_trans = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
-        self.conv_block = ConvBlock(2 * out_channels, out_channels, batch_norm)
+        self.conv_trans = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2, bias=config.bias)
+        self.conv_block = make_block(2 * out_channels, out_channels, config)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv_block(torch.cat([skip, self.conv_trans(x)], dim=1))
@@ -82,6 +112,13 @@ class UNetConfig:
     residual: bool = option(False, "predict the noise and return input - noise (needs in == out channels)")
     batch_norm: bool = option(True, "batch norm after each conv (the original's); off, train and eval mode agree")
     final_activation: str = option("none", "bound the output with a sigmoid (not with residual)", ("none", "sigmoid"))
+    block: str = option(
+        "double-conv", "per level: two 3x3 conv + ReLU, or a DRUNet-style residual block", ("double-conv", "residual")
+    )
+    downsample: str = option(
+        "maxpool", "halve the resolution by max-pooling or a strided 2x2 conv", ("maxpool", "strided-conv")
+    )
+    bias: bool = option(True, "convolutions have biases (never beside batch norm); DRUNet has none")
 
     def __post_init__(self) -> None:
         if self.depth < 1 or self.base_channels < 1:
@@ -92,6 +129,15 @@ class UNetConfig:
             raise ValueError(
                 f"final_activation must be 'none' or 'sigmoid' (not residual), got {self.final_activation!r}"
             )
+        if self.block not in ("double-conv", "residual") or self.downsample not in ("maxpool", "strided-conv"):
+            raise ValueError(f"unknown block {self.block!r} or downsample {self.downsample!r}")
+        if self.block == "residual" and self.batch_norm:
+            raise ValueError("block='residual' has no batch norm: set batch_norm=False")
+
+
+# the shipped checkpoint's network, and the study's DRUNet-like alternative of the same width
+BLIND_DENOISER = UNetConfig(base_channels=32, noise_level_input=True, residual=True, batch_norm=False)
+DRUNET_LIKE = dataclasses.replace(BLIND_DENOISER, block="residual", downsample="strided-conv", bias=False)
 
 
 class UNet(nn.Module):
@@ -114,14 +160,13 @@ class UNet(nn.Module):
         self.residual = config.residual
         self.final_activation = config.final_activation
         widths = [config.base_channels * 2**level for level in range(config.depth + 1)]
-        batch_norm = config.batch_norm
-        self.in_conv = ConvBlock(config.in_channels + int(config.noise_level_input), widths[0], batch_norm)
+        self.in_conv = make_block(config.in_channels + int(config.noise_level_input), widths[0], config)
         for level in range(config.depth):
-            setattr(self, f"enc_{level + 1}", Encoder(widths[level], widths[level + 1], batch_norm))
+            setattr(self, f"enc_{level + 1}", Encoder(widths[level], widths[level + 1], config))
         for level in range(config.depth):
             wide, narrow = widths[config.depth - level], widths[config.depth - level - 1]
-            setattr(self, f"dec_{level + 1}", Decoder(wide, narrow, batch_norm))
-        self.out_conv = nn.Conv2d(widths[0], config.out_channels, kernel_size=1)
+            setattr(self, f"dec_{level + 1}", Decoder(wide, narrow, config))
+        self.out_conv = nn.Conv2d(widths[0], config.out_channels, kernel_size=1, bias=config.bias)
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
         """Denoise `x`; `sigma` (a float, or one value per image) is required with noise_level_input."""
