@@ -2,7 +2,7 @@
 
 Every item is `(noisy, clean, sigma)`: float32 (3, H, W) tensors in [0, 1] (the noisy one is
 not clipped unless asked) and the noise level as a 0-d tensor, so models that take the
-noise level and models that don't can share one training loop.
+noise level and models that don't train in the same loop (`model/train.py`).
 """
 
 from __future__ import annotations

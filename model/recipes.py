@@ -1,11 +1,11 @@
-"""The exact recipes behind the shipped checkpoint model/storage/trained_unet.pth, its baseline
-and the fine-tunes that reuse it.
+"""Recorded CPU recipes of `model/train.py`: the first three sittings of the shipped checkpoint's
+chain (model/storage/TRAINING_LOG.md; the GPU runs after them are `model/train_gpu.py`'s), the
+original project's recipe as a baseline, and the fine-tunes that start from the shipped weights.
 
     python -m model.recipes                    # ours: trains (or resumes) runs/pretrained
     python -m model.recipes --recipe original  # the original recipe, same data and budget
     python -m model.recipes --recipe ours-continued  # a second sitting of ours from its best weights
     python -m model.recipes --recipe ours-continued-2  # a third sitting from the second's best
-    python -m model.recipes --recipe ours-continued-2 --export  # its best weights -> model/storage
     python -m model.recipes --recipe sr-x2     # fine-tune the shipped weights: x2 super-resolution
     python -m model.recipes --recipe sr-x4     # ... x4 super-resolution
     python -m model.recipes --recipe colorize  # ... colorization
@@ -13,7 +13,8 @@ and the fine-tunes that reuse it.
 Every recipe trains on the offline set of `python -m utils.build_train_data` (data/pretrain)
 for a budget of training minutes, on one CPU thread by default, so `ours` and `original` can
 run side by side on a 2-core machine with the same compute. Training resumes from last.pth,
-so a budget can be spread over several sittings; it counts training time only.
+so a budget can be spread over several sittings; it counts training time only. A run's best
+weights become the shipped ones only through `python -m model.ship_weights RUN_DIR`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from pathlib import Path
 
 import constants as C
-from model.checkpoint import load_checkpoint, repo_relative, save_checkpoint
 from model.config_flags import make_parser
 from model.train import TrainConfig, train
 from model.unet import UNetConfig
@@ -105,7 +105,6 @@ RECIPES["sr-x2-continued"] = continued(
 )
 RECIPES["sr-x4"] = fine_tune("sr-x4", task="sr", scale=4)
 RECIPES["colorize"] = fine_tune("colorize", task="colorize")
-SHIPPED = ("ours", "ours-continued", "ours-continued-2")  # the recipes whose weights --export may ship
 MINUTES = {
     "ours": 80.0,
     "ours-continued": 90.0,
@@ -118,52 +117,13 @@ MINUTES = {
 }
 
 
-def export(run_dir: Path, target: Path = C.CHECKPOINT_PATH) -> Path:
-    """Write the best weights of a run, with their config and provenance, without optimizer state.
-
-    Paths in the stored config are made relative to the repository, and the training minutes
-    include those of the runs it started from (`init`), so the card's totals come from the file.
-    """
-    state = load_checkpoint(run_dir / "best.pth")
-    config = state["train_config"]
-    minutes = training_minutes(state)
-    save_checkpoint(
-        target,
-        model=state["model"],
-        model_config=state["model_config"],
-        train_config={k: repo_relative(v) for k, v in config.items()},
-        epoch=state["epoch"],
-        step=state["step"],
-        best_val_psnr=state["best_val_psnr"],
-        training_minutes=round(minutes, 1),
-        history=state["history"],
-    )
-    return target
-
-
-def training_minutes(state: dict) -> float:
-    """An exported checkpoint states its total; a run's checkpoint sums its epochs and those of
-    the chain of runs it started from."""
-    if state.get("training_minutes"):
-        return state["training_minutes"]
-    minutes = sum(h["seconds"] for h in state["history"]) / 60
-    init = state["train_config"].get("init")
-    return minutes + training_minutes(load_checkpoint(init)) if init else minutes
-
-
 def main() -> None:
     parser = make_parser(__doc__)
-    parser.add_argument("--recipe", choices=RECIPES, default="ours", help="which recorded recipe to train (or export)")
+    parser.add_argument("--recipe", choices=RECIPES, default="ours", help="which recorded recipe to train")
     parser.add_argument("--minutes", type=float, default=None, help=f"training-time budget (default: {MINUTES})")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (one, so two recipes can share 2 cores)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
-    parser.add_argument("--export", action="store_true", help="only export the best weights of --recipe")
     args = parser.parse_args()
-    if args.export and args.recipe not in SHIPPED:
-        parser.error(f"--export writes the shipped denoiser; only {', '.join(SHIPPED)} can be exported")
-    if args.export:
-        print(f"wrote {export(Path(RECIPES[args.recipe].out_dir))}")
-        return
     if not SPLIT_FILE.exists():
         raise SystemExit(f"error: {SPLIT_FILE} not found; build the training set with python -m utils.build_train_data")
     config = RECIPES[args.recipe]

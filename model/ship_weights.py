@@ -1,9 +1,11 @@
-"""Turn the best weights of `model/train_gpu.py` runs into the shipped checkpoint, keeping the whole training chain.
+"""The one writer of model/storage/trained_unet.pth: ship a run's best weights, keeping the whole training chain.
 
     python -m model.ship_weights runs/gpu/run runs/gpu/run2    # the last run's best.pth is shipped
+    python -m model.ship_weights runs/pretrained-continued-2   # a run of model.train works the same way
 
-Each folder is the OUT of one `model/train_gpu.py` run (best.pth, history.json), in the order
-they ran, each warm-started from the previous one and the first from the shipped checkpoint.
+Each folder is one run (best.pth, history.json) of `model/train_gpu.py` or `model/train.py`, in
+the order they ran, each warm-started from the previous one and the first from the shipped
+checkpoint (or `--base`).
 The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
 `benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
 the earlier chain's train_config and history, and one `gpu_runs` entry per run of the fast
@@ -50,17 +52,32 @@ def relative_settings(run: dict) -> dict:
     return {**run, "config": {k: repo_relative(v) for k, v in run["config"].items()}}
 
 
+def run_facts(run_dir: Path) -> dict:
+    """The RUN_FACTS of one run; a run of model.train (epochs) gives its time, steps, best
+    validation and settings, read from its history and best.pth."""
+    record = json.loads((run_dir / "history.json").read_text())
+    if "train_seconds" not in record:
+        best = load_checkpoint(run_dir / "best.pth")
+        history = record["history"]
+        record = {
+            "device": "model.train",
+            "train_seconds": sum(h["seconds"] for h in history),
+            "steps": history[-1]["step"] if history else 0,
+            "best": {"psnr": best["best_val_psnr"], "epoch": best["epoch"]},
+            "config": best["train_config"],
+        }
+    return {k: v for k, v in record.items() if k in RUN_FACTS}
+
+
 def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH) -> dict:
     """Write `target` from the last run's best.pth on top of `base`'s record; return what was written."""
     previous = load_checkpoint(base)
     best = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
-    runs = [
-        {k: v for k, v in json.loads((Path(d) / "history.json").read_text()).items() if k in RUN_FACTS}
-        for d in run_dirs
-    ]
+    runs = [run_facts(Path(d)) for d in run_dirs]
     state = {k: v for k, v in previous.items() if k not in ("model", "format_version")}
     state["gpu_runs"] = [relative_settings(run) for run in previous.get("gpu_runs", []) + runs]
-    state["training_minutes"] = round(previous["training_minutes"] + sum(r["train_seconds"] for r in runs) / 60, 1)
+    earlier = previous.get("training_minutes", 0.0)
+    state["training_minutes"] = round(earlier + sum(r["train_seconds"] for r in runs) / 60, 1)
     state["model"] = {k: v.to(torch.float16) for k, v in best["model"].items()}
     state["model_config"] = best["model_config"]
     save_checkpoint(target, **state)
@@ -69,7 +86,7 @@ def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.
 
 def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__)
-    parser.add_argument("runs", nargs="+", type=Path, help="OUT folders of model/train_gpu.py runs, in order")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (best.pth, history.json), in order")
     parser.add_argument(
         "--base", type=Path, default=C.CHECKPOINT_PATH, help="the checkpoint the first run started from"
     )
@@ -80,10 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     runs = state["gpu_runs"]
-    on_gpu = sum(run["device"] != "cpu" for run in runs)
+    on_gpu = sum(run["device"] not in ("cpu", "model.train") for run in runs)
     print(
         f"wrote {args.target}: {state['training_minutes']} training minutes in all; "
-        f"{len(runs)} runs of model/train_gpu.py, {on_gpu} of them on a GPU"
+        f"{len(runs)} recorded runs, {on_gpu} of them on a GPU"
     )
 
 

@@ -1,7 +1,7 @@
 """Restoration tasks as degradations applied on the fly to clean images.
 
-One U-Net and one training loop serve every task: a task turns a clean (3, H, W) image into
-the network's input of the same size and the noise level the network is told.
+One U-Net and `model/train.py`'s epoch loop serve every task: a task turns a clean (3, H, W)
+image into the network's input of the same size and the noise level the network is told.
 
 - Denoise: add Gaussian noise (the default task).
 - SuperResolution: bicubic, antialiased downscaling by 2 or 4, then bicubic upscaling back to

@@ -23,6 +23,7 @@ from model.train_gpu import (
     read_photos,
     tile_origins,
     train_gpu,
+    training_set,
     validation_set,
 )
 from model.unet import UNet
@@ -207,3 +208,57 @@ def test_the_training_loss_is_the_one_asked_for(pack, init, loss):
     error = denoised - clean
     expected = {"l1": error.abs().mean(), "mse": error.square().mean(), "psnr": -psnr(denoised, clean).mean()}
     assert got == pytest.approx(expected[loss].item(), rel=1e-5)
+
+
+def test_a_set_with_a_split_trains_on_its_lossless_photos(tmp_path, init):
+    root = make_folder(tmp_path / "set" / "photos", {"p": 4}, seed=3, size=(70, 90)).parent
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    (root / "split.json").write_text(json.dumps({"train": files[:3], "val": files[3:], "test": []}))
+    train, val = training_set(root)
+    assert [t.shape for t in train] == [(3, 70, 90)] * 3 and len(val) == 1
+    assert torch.equal(train[0], torch.from_numpy(np.array(Image.open(root / files[0]))).permute(2, 0, 1))
+    result = run(root, init, tmp_path / "out", minutes=0.02, val_seconds=1.0)
+    assert result["train_photos"] == 3 and result["steps"] > 0
+
+
+def test_a_run_from_scratch_builds_the_named_architecture(pack, tmp_path):
+    run(pack, "unused.pth", tmp_path / "out", minutes=0.01, val_seconds=1.0, scratch="drunet-like")
+    model, _ = load_model(tmp_path / "out" / "best.pth")
+    assert model.config["block"] == "residual" and not model.config["bias"]
+
+
+def test_a_run_of_model_train_ships_through_the_same_command(tmp_path, init):
+    from model.train import train
+
+    photos = make_folder(tmp_path / "photos", {"cat": 8, "dog": 8}, seed=4)
+    out = tmp_path / "epochs"
+    train(
+        data_dir=str(photos),
+        out_dir=str(out),
+        image_dir=str(tmp_path / "img"),
+        epochs=1,
+        batch_size=4,
+        crop_size=32,
+        eval_crop_size=32,
+        **SMALL_UNET,
+    )
+    state = ship([out], base=init, target=tmp_path / "shipped.pth")
+    (entry,) = state["gpu_runs"]
+    assert entry["device"] == "model.train" and entry["steps"] > 0 and entry["config"]["epochs"] == 1
+    assert state["training_minutes"] == pytest.approx(10.0 + entry["train_seconds"] / 60, abs=0.05)
+    load_model(tmp_path / "shipped.pth")
+
+
+def test_evaluate_scores_a_gpu_run_on_the_training_sets_split(pack, init, tmp_path, monkeypatch):
+    from model import evaluate
+
+    root = make_folder(tmp_path / "pretrain" / "photos", {"t": 3}, seed=5, size=(48, 48)).parent
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    split = {"root": str(root), "train": files[:1], "val": files[1:2], "test": files[2:]}
+    (root / "split.json").write_text(json.dumps(split))
+    monkeypatch.setattr(C, "PRETRAIN_DIR", root)
+    out = tmp_path / "gpu"
+    run(pack, init, out, minutes=0.01, val_seconds=1.0, sigma_max=0.2)
+    rows = evaluate.evaluate_run(out, "cpu", tmp_path / "img")
+    assert [r["image"] for r in rows] == [files[2]] and 0 <= rows[0]["sigma"] <= 0.2
+    assert json.loads((out / "test_metrics.json").read_text())["mean"]["psnr_denoised"] == rows[0]["psnr_denoised"]
