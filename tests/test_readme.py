@@ -72,3 +72,15 @@ def test_every_module_the_readme_runs_exists():
 
 def test_the_readme_is_short_enough_to_read():
     assert len(README.split()) < 1800
+
+
+def test_the_readme_the_model_card_and_the_checkpoint_agree():
+    import torch
+
+    card = (ROOT / "model" / "storage" / "MODEL_CARD.md").read_text()
+    rows = [line for line in README.splitlines() if line.startswith(("| demo test photos:", "| standard photos:"))]
+    assert len(rows) == 4 and all(row in card for row in rows)
+    checkpoint = torch.load(ROOT / "model" / "storage" / "trained_unet.pth", weights_only=True)
+    assert f"In all {checkpoint['training_minutes']} training minutes" in card
+    assert len(card.splitlines()) <= 200
+    assert (ROOT / "model" / "storage" / "TRAINING_LOG.md").is_file()
