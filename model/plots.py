@@ -86,3 +86,20 @@ def prediction_titles(noisy: torch.Tensor, denoised: torch.Tensor, clean: torch.
         f"denoised ({psnr(denoised, clean).item():.2f} dB)",
         "clean",
     ]
+
+
+def plot_margins(panels: dict[str, dict[str, dict[str, float]]], path: str | Path) -> Path:
+    """PSNR minus CBM3D (dB) against the noise level (x/255): one panel per title, one line per entry."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for axis, (title, margins) in zip(axes[0], panels.items(), strict=True):
+        axis.set_prop_cycle(color=plt.cm.tab20.colors)  # a dozen arms, each its own colour
+        for name, by_sigma in margins.items():
+            axis.plot([float(s) for s in by_sigma], list(by_sigma.values()), "o-", label=name)
+        sigmas = list(next(iter(margins.values())))
+        axis.axhline(0, color="gray", linewidth=1)
+        axis.set(xscale="log", xlabel="noise sigma (x/255)", ylabel="PSNR minus CBM3D (dB)", title=title)
+        axis.set_xticks([float(s) for s in sigmas], labels=sigmas)
+        axis.minorticks_off()
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    return save_figure(figure, path)

@@ -13,7 +13,8 @@ them) on lossless PNG centre crops of the training set's validation photos at fi
 levels, against CBM3D given the true sigma, computed once and cached in `STUDY/cbm3d.json`.
 
 The table (`STUDY/table.md`, also printed) gives per arm: PSNR minus CBM3D at 5, 10, 15, 25 and
-50/255, the change against the arm it is compared with, the steps taken and crops per second.
+50/255, the change against the arm it is compared with, the steps taken and crops per second;
+`STUDY/margins.png` draws the margins to CBM3D.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from model.config_flags import make_parser
 from model.dataset import image_seed, list_images
 from model.files import atomic_write, write_json_atomic
 from model.metrics import psnr
+from model.plots import plot_margins
 from model.train_gpu import GpuTrainConfig, centre_crop
 from model.unet import UNet
 
@@ -62,6 +64,11 @@ ARMS: dict[str, tuple[str, str, dict]] = {
         "baseline",
         "a fresh Adam's first, sign-like steps knock converged weights off (warm-up 3% -> 25%)",
         {"warmup_fraction": 0.25},
+    ),
+    "g-per-photo-lr3e-5": (
+        "a-per-photo",
+        "the winners together: crops per photo at the lower rate",
+        {"sampling": "photo", "lr": 3e-5},
     ),
     "f-scratch-unet": ("", "from scratch: today's architecture", {"scratch": "shipped", "lr": SCRATCH_LR}),
     "f-scratch-drunet": (
@@ -261,9 +268,16 @@ def run_study(
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = dict(zip(arms, pool.map(one, arms), strict=True))
-    text = table({k: v for k, v in results.items() if v}, cbm3d, start)
+    finished = {k: v for k, v in results.items() if v}
+    text = table(finished, cbm3d, start)
     with atomic_write(study / "table.md", "w") as file:
         file.write(text + "\n")
+    margin = lambda scores: {k: scores[k] - cbm3d[k] for k in SIGMAS}  # noqa: E731
+    warm = {"shipped weights": margin(start)}
+    warm |= {name: margin(r["psnr"]) for name, r in finished.items() if "scratch" not in ARMS[name][2]}
+    panels = {"from the shipped weights": warm}
+    scratch = {name: margin(r["psnr"]) for name, r in finished.items() if "scratch" in ARMS[name][2]}
+    plot_margins(panels | ({"from scratch": scratch} if scratch else {}), study / "margins.png")
     return text
 
 

@@ -193,13 +193,12 @@ class CropSampler:
 def training_set(folder: Path, val_dir: str = "") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(train, val) photos of a pack (train/ and val/ folders, utils/make_pack.py) or of a built set
     with a split.json (data/pretrain: lossless, every photo); `val_dir` replaces the validation photos."""
-    if (folder / "split.json").exists():
-        split = load_split(folder / "split.json")
-        train = read_photos(folder, [folder / name for name in split["train"]])
-        val = read_photos(folder, [folder / name for name in split["val"]])
-    else:
-        train, val = read_photos(folder / "train"), read_photos(folder / "val")
-    return train, read_photos(Path(val_dir)) if val_dir else val
+    split = load_split(folder / "split.json") if (folder / "split.json").exists() else None
+
+    def part(name: str) -> list[torch.Tensor]:
+        return read_photos(folder, [folder / f for f in split[name]]) if split else read_photos(folder / name)
+
+    return part("train"), read_photos(Path(val_dir)) if val_dir else part("val")
 
 
 def tile_origins(length: int, side: int, stride: int) -> list[int]:

@@ -221,6 +221,13 @@ def test_a_set_with_a_split_trains_on_its_lossless_photos(tmp_path, init):
     assert result["train_photos"] == 3 and result["steps"] > 0
 
 
+def test_other_validation_photos_replace_the_packs(tmp_path, pack):
+    train_only = tmp_path / "train_only"
+    make_folder(train_only / "train", {"a": 2}, seed=1, size=(70, 90))
+    train, val = training_set(train_only, val_dir=str(pack / "val"))
+    assert len(train) == 2 and len(val) == 2 and val[0].shape == (3, 48, 48)
+
+
 def test_a_run_from_scratch_builds_the_named_architecture(pack, tmp_path):
     run(pack, "unused.pth", tmp_path / "out", minutes=0.01, val_seconds=1.0, scratch="drunet-like")
     model, _ = load_model(tmp_path / "out" / "best.pth")
