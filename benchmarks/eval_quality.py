@@ -40,7 +40,7 @@ from PIL import Image
 import constants as C
 from model.checkpoint import CheckpointError, load_model
 from model.config_flags import make_parser
-from model.dataset import image_seed
+from model.dataset import seeded_noisy_copy
 from model.denoise import PRECISIONS, denoise_array
 from model.metrics import psnr, ssim
 from model.split import default_split
@@ -66,17 +66,12 @@ def demo_test_photos() -> dict[str, np.ndarray]:
     return {rel: np.asarray(Image.open(root / rel).convert("RGB"), np.float32) / 255 for rel in split["test"]}
 
 
-def add_noise(clean: np.ndarray, sigma: float, name: str) -> np.ndarray:
-    rng = np.random.default_rng(image_seed(f"{name}@{sigma:.6f}", C.SEED))
-    return (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
-
-
 def tune_nlm(sigma: float) -> float:
     """The NLM strength with the best PSNR on the tuning photo at this sigma."""
     import skimage.data
 
     clean = skimage.data.rocket().astype(np.float32) / 255
-    noisy = add_noise(clean, sigma, NLM_TUNING_PHOTO)
+    noisy = seeded_noisy_copy(clean, sigma, NLM_TUNING_PHOTO)
     scores = {k: score(nlm(noisy, sigma, k), clean)[0] for k in NLM_STRENGTHS}
     return max(scores, key=scores.get)
 
@@ -142,7 +137,7 @@ def evaluate(sets: dict[str, dict[str, np.ndarray]], sigmas: dict[str, float], *
         for sigma_name, sigma in sigmas.items():
             scores: dict[str, list] = {name: [] for name in table}
             for image_name, clean in photos.items():
-                noisy = add_noise(clean, sigma, image_name)
+                noisy = seeded_noisy_copy(clean, sigma, image_name)
                 megapixels += clean.shape[0] * clean.shape[1] / 1e6
                 for name, method in table.items():
                     started = time.perf_counter()

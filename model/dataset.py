@@ -74,6 +74,13 @@ def image_seed(name: str, seed: int) -> int:
     return zlib.crc32(f"{seed}:{name}".encode())
 
 
+def seeded_noisy_copy(clean: np.ndarray, sigma: float, name: str) -> np.ndarray:
+    """`clean` (float, [0, 1]) plus Gaussian noise seeded by the photo's name and sigma, not clipped:
+    the evaluation noise of benchmarks/eval_quality.py and model/study.py, the same on every machine."""
+    rng = np.random.default_rng(image_seed(f"{name}@{sigma:.6f}", SEED))
+    return (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
+
+
 def pad_to(image: torch.Tensor, size: int) -> torch.Tensor:
     """Reflect-pad an image that is smaller than `size` on either side (edge copies if tiny)."""
     pad_h, pad_w = max(0, size - image.shape[-2]), max(0, size - image.shape[-1])

@@ -31,9 +31,9 @@ import torch
 from PIL import Image
 
 import constants as C
-from model.checkpoint import load_checkpoint, load_model
+from model.checkpoint import load_model
 from model.config_flags import make_parser
-from model.dataset import image_seed, list_images
+from model.dataset import list_images, seeded_noisy_copy
 from model.files import atomic_write, write_json_atomic
 from model.metrics import psnr
 from model.plots import plot_margins
@@ -103,12 +103,6 @@ def validation_photos(val_dir: Path) -> dict[str, np.ndarray]:
     return {p.name: np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in list_images(val_dir)}
 
 
-def noisy_copy(clean: np.ndarray, sigma: float, name: str) -> np.ndarray:
-    """Gaussian noise seeded by photo and sigma (not clipped), the same for every arm."""
-    rng = np.random.default_rng(image_seed(f"{name}@{sigma:.6f}", C.SEED))
-    return (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
-
-
 def score(output: np.ndarray | torch.Tensor, clean: np.ndarray) -> float:
     output = torch.as_tensor(np.asarray(output, np.float32)).clamp(0, 1).permute(2, 0, 1)
     return float(psnr(output, torch.from_numpy(clean).permute(2, 0, 1)))
@@ -122,7 +116,7 @@ def cbm3d_scores(val_dir: Path, cache: Path) -> dict[str, float]:
     for name, clean in validation_photos(val_dir).items():
         for key, sigma in SIGMAS.items():
             if f"{name}@{key}" not in done:
-                done[f"{name}@{key}"] = score(bm3d.bm3d_rgb(noisy_copy(clean, sigma, name), sigma), clean)
+                done[f"{name}@{key}"] = score(bm3d.bm3d_rgb(seeded_noisy_copy(clean, sigma, name), sigma), clean)
                 write_json_atomic(cache, done)
     return {key: float(np.mean([v for k, v in done.items() if k.endswith(f"@{key}")])) for key in SIGMAS}
 
@@ -134,7 +128,7 @@ def model_scores(model: UNet, val_dir: Path) -> dict[str, float]:
     scores: dict[str, list[float]] = {key: [] for key in SIGMAS}
     for name, clean in validation_photos(val_dir).items():
         for key, sigma in SIGMAS.items():
-            noisy = torch.from_numpy(noisy_copy(clean, sigma, name)).permute(2, 0, 1)[None]
+            noisy = torch.from_numpy(seeded_noisy_copy(clean, sigma, name)).permute(2, 0, 1)[None]
             scores[key].append(score(model(noisy, sigma)[0].permute(1, 2, 0), clean))
     return {key: float(np.mean(values)) for key, values in scores.items()}
 
@@ -176,20 +170,12 @@ def run_arm(name: str, config: GpuTrainConfig) -> int:
         return subprocess.run(command, stdout=log, stderr=log, check=False).returncode
 
 
-def final_model(out: Path) -> UNet:
-    """The arm's weights at the end of its schedule (last.pth), rebuilt from the config it stores."""
-    state = load_checkpoint(out / "last.pth")
-    model = UNet(**state["model_config"])
-    model.load_state_dict(state["model"])
-    return model
-
-
 def score_arm(name: str, out: Path, val_dir: Path) -> dict:
     """Scores and throughput of a finished arm, written to OUT/result.json."""
     history = json.loads((out / "history.json").read_text())
     torch.set_num_threads(1)
     result = {
-        "psnr": model_scores(final_model(out), val_dir),
+        "psnr": model_scores(load_model(out / "last.pth")[0], val_dir),  # weights at the end of the schedule
         "steps": history["steps"],
         "crops_per_s": history["crops_per_s"],
         "train_minutes": round(history["train_seconds"] / 60, 1),

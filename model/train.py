@@ -169,7 +169,8 @@ def wants_new_head(config: TrainConfig, model: UNet) -> bool:
 def reset_head(model: UNet) -> None:
     """Zero the output convolution: a residual U-Net then returns its input unchanged."""
     nn.init.zeros_(model.out_conv.weight)
-    nn.init.zeros_(model.out_conv.bias)
+    if model.out_conv.bias is not None:  # DRUNet-like networks have none
+        nn.init.zeros_(model.out_conv.bias)
 
 
 def set_trainable(model: UNet, epoch: int, freeze_epochs: int) -> int:

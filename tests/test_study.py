@@ -10,6 +10,7 @@ import torch
 from model.dead_leaves import dead_leaves, dead_leaves_set
 from model.losses import SIGMA_FLOOR, noise_weighted_mse
 from model.study import ARMS, BASELINE, SIGMAS, run_study
+from model.train import reset_head
 from model.train_gpu import CropSampler, GpuTrainConfig, Trainer
 from model.unet import BLIND_DENOISER, DRUNET_LIKE, UNet
 from tests.conftest import make_folder
@@ -71,6 +72,9 @@ def test_the_drunet_like_network_has_residual_blocks_strided_downsampling_and_no
     assert not any(name.endswith("bias") for name in names)
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
     assert model(torch.rand(1, 3, 37, 45), 0.1).shape == (1, 3, 37, 45)
+    reset_head(model)  # a fine-tune's zeroed head works without a bias: the network returns its input
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(model(x, 0.1), x)
     assert sum(p.numel() for p in UNet(BLIND_DENOISER).parameters()) == 7_760_451  # the shipped network
 
 
