@@ -15,8 +15,7 @@ $(VENV): requirements.txt
 
 .PHONY: demo test test-fast lint notebook
 demo: $(VENV)
-	$(PYTHON) -m model.train --data-dir data/demo --out-dir runs/demo --resume \
-		--base-channels 32 --crop-size 96 --repeats 6 --epochs 8
+	$(PYTHON) -m model.train --preset demo --resume
 	$(PYTHON) -m model.evaluate --run runs/demo
 
 test: $(VENV)

@@ -36,9 +36,9 @@ def make_parser(description: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
-def option(default: Any, help: str, choices: tuple = ()) -> Any:
-    """A settings field with the help text (and choices) its flag shows."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": tuple(choices)})
+def option(default: Any, help: str, choices: tuple = (), section: str = "") -> Any:
+    """A settings field with the help text (and choices) its flag shows, under `section` in --help."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": tuple(choices), "section": section})
 
 
 def group(settings: type, help: str) -> Any:
@@ -47,18 +47,22 @@ def group(settings: type, help: str) -> Any:
 
 
 def add_flags(parser: argparse.ArgumentParser, settings: type) -> None:
-    """One `--flag` per field of `settings` (nested groups included), with help, default and choices."""
+    """One `--flag` per field of `settings` (nested groups included), with help, default and choices;
+    fields with a section are listed under its heading."""
+    sections: dict[str, argparse._ArgumentGroup] = {}
     for item in dataclasses.fields(settings):
         if "group" in item.metadata:
             add_flags(parser.add_argument_group(item.metadata["help"]), item.metadata["group"])
             continue
+        section = item.metadata.get("section")
+        target = sections.setdefault(section, parser.add_argument_group(section)) if section else parser
         flag = "--" + item.name.replace("_", "-")
         help_text = item.metadata["help"].replace("%", "%%")
         if isinstance(item.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=item.default, help=help_text)
+            target.add_argument(flag, action=argparse.BooleanOptionalAction, default=item.default, help=help_text)
         else:
             choices = item.metadata["choices"] or None
-            parser.add_argument(flag, type=type(item.default), default=item.default, choices=choices, help=help_text)
+            target.add_argument(flag, type=type(item.default), default=item.default, choices=choices, help=help_text)
 
 
 def from_flags(namespace: argparse.Namespace, settings: type) -> Any:
@@ -70,8 +74,26 @@ def from_flags(namespace: argparse.Namespace, settings: type) -> Any:
     return settings(**values)
 
 
-def parse_flags(settings: type, argv: list[str] | None, description: str | None) -> Any:
-    """Parse `argv` into a `settings` instance; `--help` lists every field."""
-    parser = make_parser(description)
+def flat_values(settings: Any) -> dict[str, Any]:
+    """A settings instance as {flag destination: value}, nested groups flattened (as `add_flags` names them)."""
+    values = {}
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        values.update(flat_values(value) if "group" in item.metadata else {item.name: value})
+    return values
+
+
+def parse_flags(
+    settings: type,
+    argv: list[str] | None,
+    description: str | None,
+    defaults: Any = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> Any:
+    """Parse `argv` into a `settings` instance; `--help` lists every field. `defaults` (an instance)
+    replaces the class's defaults, e.g. a preset's; `parser` may bring flags of its own."""
+    parser = parser or make_parser(description)
     add_flags(parser, settings)
+    if defaults is not None:
+        parser.set_defaults(**flat_values(defaults))
     return from_flags(parser.parse_args(argv), settings)

@@ -1,11 +1,11 @@
 """Evaluate a trained run: PSNR/SSIM of noisy input vs denoised output, and prediction grids.
 
     python -m model.evaluate --run runs/demo            # test table + image/{val,test}_prediction_N.png
-    python -m model.evaluate --run runs/gpu/run         # a run of model/train_gpu.py: the training set's split
+    python -m model.evaluate --run runs/gpu             # any preset's run
 
-A run of `model/train.py` is scored on the split it saved and with its own task and noise; a
-run of `model/train_gpu.py` (no split.json beside its weights) on the split of the training set
-its pack came from (data/pretrain/split.json), blind over its noise range.
+A run of `model/train.py` is scored on the test photos of the split it saved (split.json), with
+its own task and noise: a blind denoiser blind over its noise range. A run on a pack (which
+holds no test photos) is scored on the test photos of the set the pack came from.
 
 Noise is seeded per image and the noisy input is not clipped (unless the run trained with
 --clip-noisy), so the numbers are the same on every machine.
@@ -13,7 +13,6 @@ Noise is seeded per image and the noisy input is not clipped (unless the run tra
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,6 @@ from model.metrics import psnr, ssim
 from model.plots import plot_predictions
 from model.split import load_split
 from model.train import TrainConfig
-from model.train_gpu import GpuTrainConfig
 
 ROWS_PER_GRID = 4
 
@@ -97,19 +95,6 @@ def run_config(checkpoint: dict) -> TrainConfig:
     return TrainConfig.from_dict(checkpoint.get("train_config") or {})
 
 
-def gpu_run_config(run_dir: Path) -> TrainConfig:
-    """What a run of model/train_gpu.py trained on, as a TrainConfig: its noise range, blind."""
-    history = run_dir / "history.json"
-    settings = json.loads(history.read_text()).get("config", {}) if history.exists() else {}
-    defaults = GpuTrainConfig()
-    return TrainConfig(
-        sigma=0.0,
-        sigma_max=settings.get("sigma_max", defaults.sigma_max),
-        sigma_power=settings.get("sigma_power", defaults.sigma_power),
-        seed=settings.get("seed", defaults.seed),
-    )
-
-
 def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = C.IMAGE_DIR) -> list[dict]:
     """Evaluate a run folder's best checkpoint on its own split.
 
@@ -119,16 +104,16 @@ def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = 
     run_dir = Path(run_dir)
     device = pick_device(device)
     model, checkpoint = load_model(run_dir / "best.pth", device)
-    split_file = run_dir / "split.json"
     config = run_config(checkpoint)
-    if not split_file.exists() and "gpu_run" in checkpoint:
-        split_file, config = C.PRETRAIN_DIR / "split.json", gpu_run_config(run_dir)
+    split = load_split(run_dir / "split.json")
+    if not split["test"]:  # a pack: its photos come from the training set, whose split holds the test photos
+        split_file = C.PRETRAIN_DIR / "split.json"
         if not split_file.exists():
-            raise FileNotFoundError(
-                f"{split_file}: the training set's split; build it: python -m utils.build_train_data"
-            )
+            build = "python -m utils.build_train_data"
+            raise FileNotFoundError(f"{split_file}: the test photos of {run_dir}'s pack are in it; build it: {build}")
+        split = load_split(split_file)
     datasets = split_datasets(
-        load_split(split_file),
+        split,
         eval_crop_size=config.eval_crop_size,
         seed=config.seed,
         task=config.make_task(),  # the run's own task and noise settings: a blind run is scored blind
@@ -141,9 +126,7 @@ def evaluate_run(run_dir: str | Path, device: str = "", image_dir: str | Path = 
 
 def main() -> None:
     parser = make_parser(__doc__)
-    parser.add_argument(
-        "--run", type=Path, default=C.RUNS_DIR / "latest", help="a folder written by model.train or model.train_gpu"
-    )
+    parser.add_argument("--run", type=Path, default=C.RUNS_DIR / "latest", help="a folder written by model.train")
     parser.add_argument("--device", default="", help="cpu, cuda or mps; empty: the fastest available")
     parser.add_argument("--image-dir", type=Path, default=C.IMAGE_DIR, help="where the prediction grids go")
     args = parser.parse_args()

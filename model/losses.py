@@ -1,4 +1,4 @@
-"""Training losses: pixel losses, and an optional VGG perceptual term for super-resolution.
+"""Training losses: pixel losses (one noise-weighted), and an optional VGG perceptual term for super-resolution.
 
 The VGG16 ImageNet weights cannot be downloaded here, so the perceptual term looks for them in
 torch's hub cache and fails with a clear message when they are missing; any feature extractor
@@ -44,6 +44,7 @@ def noise_weighted_mse(output: torch.Tensor, target: torch.Tensor, sigma: torch.
 
 
 NOISE_WEIGHTED_LOSSES = {"mse-per-variance": noise_weighted_mse}  # they take each crop's sigma too
+LOSSES = {**PIXEL_LOSSES, **NOISE_WEIGHTED_LOSSES}
 
 
 def vgg_features(weights: str | Path | None = None) -> nn.Module:
@@ -80,14 +81,15 @@ class TrainingLoss(nn.Module):
 
     def __init__(self, pixel: str = "mse", perceptual_weight: float = 0.0, features: nn.Module | None = None):
         super().__init__()
-        if pixel not in PIXEL_LOSSES:
-            raise ValueError(f"loss must be one of {list(PIXEL_LOSSES)}, got {pixel!r}")
-        self.pixel = PIXEL_LOSSES[pixel]
+        if pixel not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)}, got {pixel!r}")
+        self.pixel, self.weighs_noise = LOSSES[pixel], pixel in NOISE_WEIGHTED_LOSSES
         self.perceptual_weight = perceptual_weight
         self.perceptual = PerceptualLoss(features) if perceptual_weight > 0 else None
 
-    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = self.pixel(output, target)
+    def forward(self, output: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """`sigma` (one level per image) is needed by the noise-weighted losses only."""
+        loss = self.pixel(output, target, sigma) if self.weighs_noise else self.pixel(output, target)
         if self.perceptual is not None:
             loss = loss + self.perceptual_weight * self.perceptual(output, target)
         return loss

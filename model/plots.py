@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,16 +27,20 @@ def save_figure(figure: plt.Figure, path: str | Path) -> Path:
 
 
 def plot_history(history: Sequence[dict], path: str | Path) -> Path:
-    """Loss (train and val) and validation PSNR per epoch, side by side."""
-    epochs = [h["epoch"] for h in history]
+    """Loss (train and val) and validation PSNR against the step, side by side; a warm start's
+    first validation (before any step) has no training loss."""
+    trained = [h for h in history if "train_loss" in h]
+    steps = [h["step"] for h in history]
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_axis.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    loss_axis.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
-    loss_axis.set(xlabel="epoch", ylabel="MSE loss", title="Loss", yscale="log")
+    loss_axis.plot([h["step"] for h in trained], [h["train_loss"] for h in trained], "o-", label="train")
+    loss_axis.plot(steps, [h["val_loss"] for h in history], "o-", label="validation")
+    loss_axis.set(xlabel="step", ylabel="loss (validation: MSE)", title="Loss", yscale="log")
     loss_axis.legend()
-    psnr_axis.plot(epochs, [h["val_psnr"] for h in history], "o-", label="denoised")
-    psnr_axis.plot(epochs, [h["val_psnr_noisy"] for h in history], "--", color="gray", label="noisy input")
-    psnr_axis.set(xlabel="epoch", ylabel="PSNR (dB)", title="Validation PSNR")
+    psnr_axis.plot(steps, [h["val_psnr"] for h in history], "o-", label="denoised")
+    if any("val_psnr_ema" in h for h in history):
+        psnr_axis.plot(steps, [h.get("val_psnr_ema", math.nan) for h in history], "o-", label="moving average")
+    psnr_axis.plot(steps, [h["val_psnr_noisy"] for h in history], "--", color="gray", label="input")
+    psnr_axis.set(xlabel="step", ylabel="PSNR (dB)", title="Validation PSNR")
     psnr_axis.legend()
     for axis in (loss_axis, psnr_axis):
         axis.grid(alpha=0.3)

@@ -1,6 +1,8 @@
 """Recorded CPU recipes of `model/train.py`: the first three sittings of the shipped checkpoint's
-chain (model/storage/TRAINING_LOG.md; the GPU runs after them are `model/train_gpu.py`'s), the
-original project's recipe as a baseline, and the fine-tunes that start from the shipped weights.
+chain (model/storage/TRAINING_LOG.md; the runs after them are in the log, and the recipe of the
+latest is `--preset gpu`), the original project's recipe as a baseline, and the fine-tunes that
+start from the shipped weights. The recorded runs predate the one trainer (2026-12-01): their
+settings are here, but a run today draws other crops and follows the cosine step by step.
 
     python -m model.recipes                    # ours: trains (or resumes) runs/pretrained
     python -m model.recipes --recipe original  # the original recipe, same data and budget
@@ -44,7 +46,7 @@ RECIPES = {
         crop_size=96,
         repeats=24,
         amp="auto",  # bf16 where the hardware has it (it halves the step time on AVX512-BF16 CPUs)
-        channels_last=True,
+        channels_last="yes",
     ),
     # the original project's settings: its U-Net, MSE, Adam 1e-3, fixed sigma 0.5, clipped noisy input
     "original": TrainConfig(
@@ -70,7 +72,7 @@ RECIPES["ours-continued"] = continued("ours", "pretrained-continued", lr=2e-4, e
 # a third sitting, a lower peak again; without channels_last, which benchmarks/train_speed.py measured
 # 10% slower for this config on an AVX2-only CPU (2.77 vs 2.51 s/step)
 RECIPES["ours-continued-2"] = continued(
-    "ours-continued", "pretrained-continued-2", lr=1e-4, epochs=18, channels_last=False
+    "ours-continued", "pretrained-continued-2", lr=1e-4, epochs=18, channels_last="no"
 )
 
 
@@ -91,7 +93,7 @@ def fine_tune(name: str, **settings) -> TrainConfig:
         repeats=6,
         loss="charbonnier",
         amp="auto",  # bf16 where the hardware has it (it halves the step time on AVX512-BF16 CPUs)
-        channels_last=True,
+        channels_last="yes",
     )
     return dataclasses.replace(config, **settings)
 
@@ -132,15 +134,14 @@ def main() -> None:
         config,
         split_file=str(SPLIT_FILE),
         image_dir=config.out_dir,
-        max_minutes=args.minutes or MINUTES[args.recipe],
+        stop_minutes=args.minutes or MINUTES[args.recipe],
         threads=args.threads,
         device=args.device,
-        cache_images=True,
         resume=True,
     )
     best = max(result["history"], key=lambda h: h["val_psnr"])
     print(
-        f"{args.recipe}: {result['history'][-1]['step']} steps, best val PSNR {best['val_psnr']:.2f} dB "
+        f"{args.recipe}: {result['steps']} steps, best val PSNR {best['val_psnr']:.2f} dB "
         f"(epoch {best['epoch']}), this sitting {(time.time() - started) / 60:.1f} min"
     )
 

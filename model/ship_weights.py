@@ -1,17 +1,16 @@
 """The one writer of model/storage/trained_unet.pth: ship a run's best weights, keeping the whole training chain.
 
-    python -m model.ship_weights runs/gpu/run runs/gpu/run2    # the last run's best.pth is shipped
-    python -m model.ship_weights runs/pretrained-continued-2   # a run of model.train works the same way
+    python -m model.ship_weights runs/gpu                  # its best.pth is shipped
+    python -m model.ship_weights runs/gpu runs/gpu-2       # two runs, the second from the first's weights
 
-Each folder is one run (best.pth, history.json) of `model/train_gpu.py` or `model/train.py`, in
-the order they ran, each warm-started from the previous one and the first from the shipped
-checkpoint (or `--base`).
+Each folder is one run (best.pth, history.json) of `model/train.py`, of any preset, in the order
+they ran, each warm-started from the previous one and the first from the shipped checkpoint
+(or `--base`).
 The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
 `benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
-the earlier chain's train_config and history, and one `gpu_runs` entry per run of the fast
-trainer, on a GPU or in a CPU sitting (device, seconds, steps, crops, pixels, throughput, best
-validation, settings with paths inside the repository made relative), so the model card's
-totals come from the file.
+the earlier chain's train_config and history, and one `gpu_runs` entry per run (since the
+first GPU run; device, seconds, steps, crops, pixels, throughput, best validation, settings
+with paths inside the repository made relative), so the model card's totals come from the file.
 """
 
 from __future__ import annotations
@@ -32,6 +31,8 @@ RUN_FACTS = (
     "batch_size",
     "crop_size",
     "mode",
+    "processes",
+    "precision",
     "train_seconds",
     "steps",
     "crops",
@@ -53,20 +54,11 @@ def relative_settings(run: dict) -> dict:
 
 
 def run_facts(run_dir: Path) -> dict:
-    """The RUN_FACTS of one run; a run of model.train (epochs) gives its time, steps, best
-    validation and settings, read from its history and best.pth."""
-    record = json.loads((run_dir / "history.json").read_text())
-    if "train_seconds" not in record:
-        best = load_checkpoint(run_dir / "best.pth")
-        history = record["history"]
-        record = {
-            "device": "model.train",
-            "train_seconds": sum(h["seconds"] for h in history),
-            "steps": history[-1]["step"] if history else 0,
-            "best": {"psnr": best["best_val_psnr"], "epoch": best["epoch"]},
-            "config": best["train_config"],
-        }
-    return {k: v for k, v in record.items() if k in RUN_FACTS}
+    """The RUN_FACTS of one run, from its history.json."""
+    history = run_dir / "history.json"
+    if not history.exists():
+        raise FileNotFoundError(f"{history}: no such file; is {run_dir} a run folder of model.train?")
+    return {k: v for k, v in json.loads(history.read_text()).items() if k in RUN_FACTS}
 
 
 def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH) -> dict:
@@ -97,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     runs = state["gpu_runs"]
-    on_gpu = sum(run["device"] not in ("cpu", "model.train") for run in runs)
+    on_gpu = sum(run["device"] not in ("cpu", "mps") for run in runs)
     print(
         f"wrote {args.target}: {state['training_minutes']} training minutes in all; "
         f"{len(runs)} recorded runs, {on_gpu} of them on a GPU"

@@ -4,7 +4,7 @@
     python -m model.study --arms baseline c-noise-weighted --minutes 12
     python -m model.study --table                  # only the table of the arms that finished
 
-Each arm is a `model.train_gpu` run (its settings are the baseline's plus the arm's change) of
+Each arm is a `model.train` run (its settings are the baseline's plus the arm's change) of
 `--minutes` training minutes on one CPU thread, started in its own process so that `--jobs`
 arms share the cores without sharing a thread; an arm that was cut off resumes from its
 `last.pth`, one that finished is not run again. All arms validate on the same photos with the
@@ -19,7 +19,6 @@ The table (`STUDY/table.md`, also printed) gives per arm: PSNR minus CBM3D at 5,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -32,23 +31,28 @@ from PIL import Image
 
 import constants as C
 from model.checkpoint import load_model
-from model.config_flags import make_parser
+from model.config_flags import flat_values, make_parser
 from model.dataset import list_images, seeded_noisy_copy
 from model.files import atomic_write, write_json_atomic
 from model.metrics import psnr
+from model.photo_crops import centre_crop
 from model.plots import plot_margins
-from model.train_gpu import GpuTrainConfig, centre_crop
-from model.unet import UNet
+from model.train import PRESETS, TrainConfig
+from model.unet import BLIND_DENOISER, DRUNET_LIKE, UNet
 
 SIGMAS = {"5": 5 / 255, "10": 10 / 255, "15": 15 / 255, "25": 25 / 255, "50": 50 / 255}  # x/255
 VAL_SIDE = 256
 STUDY_DIR = C.RUNS_DIR / "study"
 PACK_DIR = C.DATA_DIR / "pack"
 
-# the baseline: the recipe of the shipped weights' last run (MSE, bf16, 128-px crops, crops per
-# pixel, JPEG pack), from the shipped weights, at batch 16 and a rate measured to move them
-BASELINE = {"lr": 1e-4, "batch_size": 16, "crop_size": 128, "loss": "mse", "bf16": True, "sampling": "pixel"}
+# the baseline: the recipe of the shipped weights' last run (the gpu preset: MSE, bf16, 128-px
+# crops drawn per pixel, EMA), on the JPEG pack, from the shipped weights, at batch 16 and a rate
+# measured to move them
+BASELINE = {k: v for k, v in PRESETS["gpu"][1].items() if k not in ("data_dir", "out_dir", "minutes", "val_seconds")}
+BASELINE |= {"lr": 1e-4, "batch_size": 16, "crop_size": 128, "amp": "bf16", "compile": "no"}
 SCRATCH_LR = 1e-3
+# from random weights (no --init): the shipped network's architecture, or the DRUNet-like one
+SCRATCH = {"init": "", "lr": SCRATCH_LR}
 
 # name -> (the arm it is measured against, the suspect it tests, its change to the baseline)
 ARMS: dict[str, tuple[str, str, dict]] = {
@@ -57,7 +61,7 @@ ARMS: dict[str, tuple[str, str, dict]] = {
     "a-per-photo": ("baseline", "26 wallpapers give 73% of the crops", {"sampling": "photo"}),
     "b-lossless": ("baseline", "the pack's JPEG targets", {"pack": "lossless"}),
     "c-noise-weighted": ("baseline", "MSE lets heavy noise rule every step", {"loss": "mse-per-variance"}),
-    "d-fp32": ("baseline", "bf16 autocast costs light-noise accuracy", {"bf16": False}),
+    "d-fp32": ("baseline", "bf16 autocast costs light-noise accuracy", {"amp": "none"}),
     "e-dead-leaves": ("baseline", "too few distinct photos", {"synthetic_fraction": 0.25}),
     "baseline-seed1": ("baseline", "the noise floor: the same recipe on other crops and noise", {"seed": 1}),
     "h-long-warmup": (
@@ -70,11 +74,11 @@ ARMS: dict[str, tuple[str, str, dict]] = {
         "the winners together: crops per photo at the lower rate",
         {"sampling": "photo", "lr": 3e-5},
     ),
-    "f-scratch-unet": ("", "from scratch: today's architecture", {"scratch": "shipped", "lr": SCRATCH_LR}),
+    "f-scratch-unet": ("", "from scratch: today's architecture", {**SCRATCH, "model": BLIND_DENOISER}),
     "f-scratch-drunet": (
         "f-scratch-unet",
         "the architecture (biases, max-pooling, plain blocks)",
-        {"scratch": "drunet-like", "lr": SCRATCH_LR},
+        {**SCRATCH, "model": DRUNET_LIKE},
     ),
 }
 
@@ -96,6 +100,7 @@ def prepare(study: Path, pack: Path = PACK_DIR, pretrain: Path = C.PRETRAIN_DIR)
         image = Image.open(pretrain / entry["source"]).convert("RGB")
         with atomic_write(target) as file:
             (centre_crop(image, VAL_SIDE) if part == "val" else image).save(file, format="PNG")
+    write_json_atomic(lossless / "pack.json", {"source": str(pack), "lossless": True})
     return {"pack": pack, "val": val_dir, "lossless": lossless}
 
 
@@ -138,13 +143,14 @@ def model_scores(model: UNet, val_dir: Path) -> dict[str, float]:
 
 def arm_config(
     name: str, study: Path, folders: dict[str, Path], minutes: float, overrides: dict | None = None
-) -> GpuTrainConfig:
+) -> TrainConfig:
     """The baseline's settings with the arm's change (then `overrides`); validation on the lossless crops."""
     settings = {**BASELINE, **ARMS[name][2], **(overrides or {})}
-    settings["pack"] = str(folders[settings.get("pack", "pack")])
-    return GpuTrainConfig(
+    settings["data_dir"] = str(folders[settings.pop("pack", "pack")])
+    return TrainConfig(
         **settings,
-        out=str(study / name),
+        out_dir=str(study / name),
+        image_dir=str(study / name),
         val_dir=str(folders["val"]),
         minutes=minutes,
         val_seconds=60 * minutes,  # once at the end: a validation costs as much as ~30 steps
@@ -153,20 +159,20 @@ def arm_config(
     )
 
 
-def run_arm(name: str, config: GpuTrainConfig) -> int:
+def run_arm(name: str, config: TrainConfig) -> int:
     """Train the arm in its own process (resuming if it was cut off); its output goes to OUT/log.txt."""
-    out = Path(config.out)
+    out = Path(config.out_dir)
     if (out / "result.json").exists():
         return 0
     flags = []
-    for field in dataclasses.fields(config):
-        value, flag = getattr(config, field.name), "--" + field.name.replace("_", "-")
+    for key, value in flat_values(config).items():
+        flag = "--" + key.replace("_", "-")
         flags += ([flag] if value else [f"--no-{flag[2:]}"]) if isinstance(value, bool) else [flag, str(value)]
     if (out / "last.pth").exists():
         flags.append("--resume")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "log.txt", "a") as log:
-        command = [sys.executable, "-m", "model.train_gpu", *flags]
+        command = [sys.executable, "-m", "model.train", *flags]
         return subprocess.run(command, stdout=log, stderr=log, check=False).returncode
 
 
@@ -234,7 +240,7 @@ def run_study(
     overrides: dict | None = None,
 ) -> str:
     """Train (or resume) the arms, `jobs` at a time, score them, and write STUDY/table.md;
-    `overrides` (settings of GpuTrainConfig) apply to every arm, e.g. a smaller crop in a test."""
+    `overrides` (settings of TrainConfig) apply to every arm, e.g. a smaller crop in a test."""
     folders = prepare(study, pack, pretrain)
     cbm3d = cbm3d_scores(folders["val"], study / "cbm3d.json")
     start = start_scores(study, folders["val"])
@@ -260,9 +266,10 @@ def run_study(
         file.write(text + "\n")
     margin = lambda scores: {k: scores[k] - cbm3d[k] for k in SIGMAS}  # noqa: E731
     warm = {"shipped weights": margin(start)}
-    warm |= {name: margin(r["psnr"]) for name, r in finished.items() if "scratch" not in ARMS[name][2]}
+    from_scratch = {name for name in finished if ARMS[name][2].get("init") == ""}
+    warm |= {name: margin(r["psnr"]) for name, r in finished.items() if name not in from_scratch}
     panels = {"from the shipped weights": warm}
-    scratch = {name: margin(r["psnr"]) for name, r in finished.items() if "scratch" in ARMS[name][2]}
+    scratch = {name: margin(r["psnr"]) for name, r in finished.items() if name in from_scratch}
     plot_margins(panels | ({"from scratch": scratch} if scratch else {}), study / "margins.png")
     return text
 

@@ -1,7 +1,9 @@
 """Restoration tasks as degradations applied on the fly to clean images.
 
-One U-Net and `model/train.py`'s epoch loop serve every task: a task turns a clean (3, H, W)
-image into the network's input of the same size and the noise level the network is told.
+One U-Net and `model/train.py` serve every task: a task turns a clean (3, H, W) image
+(`degrade`, for the datasets of `model/dataset.py`) or a batch of crops on any device
+(`degrade_batch`, for training and validation) into the network's input of the same size and
+the noise level the network is told.
 
 - Denoise: add Gaussian noise (the default task).
 - SuperResolution: bicubic, antialiased downscaling by 2 or 4, then bicubic upscaling back to
@@ -31,26 +33,37 @@ def add_gaussian_noise(
     clean: torch.Tensor, sigma: float, generator: torch.Generator | None = None, clip: bool = False
 ) -> torch.Tensor:
     """clean + N(0, sigma^2), optionally clipped to [0, 1]."""
-    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype) * sigma
+    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype, device=clean.device) * sigma
     noisy = clean + noise
     return noisy.clamp(0, 1) if clip else noisy
 
 
+def as_batch(resize):
+    """Let a function of a (N, C, H, W) batch also take one (C, H, W) image."""
+
+    def wrapper(image: torch.Tensor, *args) -> torch.Tensor:
+        return resize(image, *args) if image.ndim == 4 else resize(image[None], *args)[0]
+
+    return wrapper
+
+
+@as_batch
 def downscale(image: torch.Tensor, scale: int) -> torch.Tensor:
-    """Bicubic, antialiased downscaling of a (C, H, W) image by an integer factor."""
+    """Bicubic, antialiased downscaling of an image (or a batch) by an integer factor."""
     size = (max(1, image.shape[-2] // scale), max(1, image.shape[-1] // scale))
-    return F.interpolate(image[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
 
 
+@as_batch
 def upscale(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bicubic upscaling of a (C, h, w) image to `size` (the usual baseline of super-resolution)."""
-    return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    """Bicubic upscaling of an image (or a batch) to `size` (the usual baseline of super-resolution)."""
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def to_gray(image: torch.Tensor) -> torch.Tensor:
-    """Luma of a (3, H, W) image, repeated over 3 channels."""
-    weights = torch.tensor(LUMA, dtype=image.dtype).view(3, 1, 1)
-    return (image * weights).sum(0, keepdim=True).expand(3, -1, -1).contiguous()
+    """Luma of an RGB image (3, H, W) or batch (N, 3, H, W), repeated over the 3 channels."""
+    weights = torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image * weights).sum(-3, keepdim=True).expand(*image.shape).contiguous()
 
 
 def check_noise_levels(low: float, high: float, power: float) -> None:
@@ -73,9 +86,20 @@ class Denoise:
     def degrade(
         self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
     ) -> tuple[torch.Tensor, float]:
-        low, high = self.sigma
-        sigma = low + (high - low) * rng.random() ** self.sigma_power
+        sigma = self.level(rng.random())
         return add_gaussian_noise(clean, sigma, generator, self.clip), sigma
+
+    def level(self, uniform: float | torch.Tensor) -> float | torch.Tensor:
+        """The noise level for a uniform draw in [0, 1]: low + (high - low) * u ** sigma_power."""
+        low, high = self.sigma
+        return low + (high - low) * uniform**self.sigma_power
+
+    def degrade_batch(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise of a level drawn per crop, on the crops' device; returns (noisy, sigma per crop)."""
+        sigma = self.level(torch.rand(len(clean), device=clean.device, generator=generator))
+        noise = torch.randn(clean.shape, device=clean.device, generator=generator)
+        noisy = clean + noise * sigma[:, None, None, None]
+        return (noisy.clamp(0, 1) if self.clip else noisy), sigma
 
 
 @dataclass
@@ -91,10 +115,14 @@ class SuperResolution:
     def degrade(
         self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
     ) -> tuple[torch.Tensor, float]:
+        return self.degrade_batch(clean[None], generator)[0][0], max(self.noise_sigma, self.level)
+
+    def degrade_batch(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         low = downscale(clean, self.scale)
         if self.noise_sigma > 0:
             low = add_gaussian_noise(low, self.noise_sigma, generator)
-        return upscale(low, tuple(clean.shape[-2:])), max(self.noise_sigma, self.level)
+        level = torch.full((len(clean),), max(self.noise_sigma, self.level), device=clean.device)
+        return upscale(low, tuple(clean.shape[-2:])), level
 
 
 @dataclass
@@ -105,6 +133,9 @@ class Colorize:
         self, clean: torch.Tensor, rng: random.Random, generator: torch.Generator
     ) -> tuple[torch.Tensor, float]:
         return to_gray(clean), self.level
+
+    def degrade_batch(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_gray(clean), torch.full((len(clean),), self.level, device=clean.device)
 
 
 Task = Denoise | SuperResolution | Colorize

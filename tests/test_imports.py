@@ -1,5 +1,5 @@
-"""Inference stays light: loading the denoiser (or torch.hub, or the ONNX export, or the GPU
-trainer on a bare GPU machine) never pulls in the training loop, DDP or matplotlib."""
+"""Inference stays light: loading the denoiser (or torch.hub, or the ONNX export) never pulls in
+the training loop, DDP or matplotlib; the trainer runs on a bare GPU machine."""
 
 import ast
 import subprocess
@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 HEAVY = ("model.train", "model.distributed", "matplotlib")
 
 
-@pytest.mark.parametrize("module", ["model.denoise", "hubconf", "model.export", "model.train_gpu"])
+@pytest.mark.parametrize("module", ["model.denoise", "hubconf", "model.export"])
 def test_entry_point_imports_without_the_training_stack(module):
     code = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -50,12 +50,12 @@ def test_torch_hub_names_every_package_its_entry_point_imports():
     assert packages <= set(hubconf.dependencies), sorted(packages - set(hubconf.dependencies))
 
 
-def test_the_gpu_trainer_imports_only_what_the_bare_gpu_machine_has():
+def test_the_trainer_imports_only_what_the_bare_gpu_machine_has():
     """The lent GPU machine has torch, numpy, pillow, scikit-image, matplotlib, tqdm and
     torchvision, nothing else, and no network to install more: an import of pypng, pillow-heif,
     bm3d or kagglehub there would cost the session's device time."""
     absent = ("png", "pillow_heif", "bm3d", "kagglehub", "onnx")
-    code = f"import sys, model.train_gpu; print(' '.join(m for m in {absent!r} if m in sys.modules))"
+    code = f"import sys, model.train; print(' '.join(m for m in {absent!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == []

@@ -1,6 +1,7 @@
 """The study's parts: the arms' changes (sampling per photo, the noise-weighted loss, dead
 leaves, the DRUNet-like network) and a tiny study run end to end."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,10 +9,11 @@ import pytest
 import torch
 
 from model.dead_leaves import dead_leaves, dead_leaves_set
+from model.fine_tune import reset_head
 from model.losses import SIGMA_FLOOR, noise_weighted_mse
+from model.photo_crops import CropSampler
 from model.study import ARMS, BASELINE, SIGMAS, run_study
-from model.train import reset_head
-from model.train_gpu import CropSampler, GpuTrainConfig, Trainer
+from model.train import TrainConfig, Trainer
 from model.unet import BLIND_DENOISER, DRUNET_LIKE, UNet
 from tests.conftest import make_folder
 from utils.make_pack import make_pack
@@ -53,15 +55,10 @@ def test_dead_leaves_are_reproducible_covered_and_coloured_from_the_palette():
 def test_a_synthetic_fraction_takes_its_share_of_every_batch():
     black, white = torch.zeros(3, 64, 64, dtype=torch.uint8), torch.full((3, 64, 64), 255, dtype=torch.uint8)
     device, generator = torch.device("cpu"), torch.Generator().manual_seed(0)
-    config = GpuTrainConfig(synthetic_fraction=0.25, batch_size=8, bf16=False)
+    config = TrainConfig(synthetic_fraction=0.25, batch_size=8, crop_size=32)
     model = UNet(**{**BLIND_DENOISER.__dict__, "base_channels": 4, "depth": 2})
-    trainer = Trainer(
-        model,
-        CropSampler([black], 32, device, generator),
-        config,
-        device,
-        CropSampler([white], 32, device, generator),
-    )
+    trainer = Trainer(model, config, device, [black])
+    trainer.synthetic = CropSampler([white], 32, device, generator)  # told apart from the photos at a glance
     crops = trainer.sample(8)
     assert crops.mean(dim=(1, 2, 3)).tolist() == [0.0] * 6 + [1.0] * 2
 
@@ -87,7 +84,7 @@ def test_a_tiny_study_trains_its_arms_scores_them_against_cbm3d_and_writes_the_t
     pack = tmp_path / "pack"
     make_pack(pretrain, pack, budget_bytes=2**22)
     study = tmp_path / "study"
-    small = {"crop_size": 32, "batch_size": 2, "scratch": "shipped"}
+    small = {"crop_size": 32, "batch_size": 2, "init": "", "model": dataclasses.replace(BLIND_DENOISER, depth=2)}
     text = run_study(["baseline", "a-per-photo"], 0.02, 2, study, pack=pack, pretrain=pretrain, overrides=small)
     assert sorted(p.name for p in (study / "data" / "lossless" / "train").iterdir()) == [
         f.replace("/", "__") for f in files[:3]
@@ -110,5 +107,5 @@ def test_every_arm_changes_the_baseline_or_names_its_reference():
         assert suspect
         assert reference in ("", *ARMS)
         assert name == "baseline" or change, name
-        assert set(change) <= {*GpuTrainConfig.__dataclass_fields__, "pack"}
-    assert set(BASELINE) <= set(GpuTrainConfig.__dataclass_fields__)
+        assert set(change) <= {*TrainConfig.__dataclass_fields__, "pack"}
+    assert set(BASELINE) <= set(TrainConfig.__dataclass_fields__)

@@ -8,10 +8,11 @@ from torch import nn
 
 from benchmarks.eval_tasks import markdown
 from model.checkpoint import load_model, save_checkpoint
+from model.fine_tune import encoder_levels, reset_head, set_trainable, wants_new_head
 from model.losses import PerceptualLoss, TrainingLoss, vgg_features
 from model.metrics import psnr
 from model.tasks import TASK_LEVEL, Colorize, Denoise, SuperResolution, downscale, upscale
-from model.train import TrainConfig, encoder_levels, reset_head, set_trainable, train, wants_new_head
+from model.train import TrainConfig, train
 from model.unet import UNet
 
 
@@ -114,7 +115,7 @@ def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_fol
         loss="charbonnier",
     )
     history = train(config)["history"]
-    assert [h["frozen_levels"] for h in history] == [3, 3]
+    assert [h["frozen_levels"] for h in history] == [3, 3, 3]  # the warm start, then two epochs
     tuned, checkpoint = load_model(tmp_path / "sr" / "last.pth")
     assert checkpoint["model_config"] == start.config  # the architecture came with --init
     before, after = start.state_dict(), tuned.state_dict()
@@ -123,7 +124,7 @@ def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_fol
     assert not all(torch.equal(before[k], after[k]) for k in before if k not in encoder)
     assert after["out_conv.weight"].abs().max() < before["out_conv.weight"].abs().max() / 10  # the new head
     groups = checkpoint["optimizer"]["param_groups"]
-    assert groups[1]["initial_lr"] == pytest.approx(0.1 * groups[0]["initial_lr"])
+    assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"]) and groups[1]["lr_scale"] == 0.1
 
 
 def test_colorization_trains_from_the_cli_fields(tmp_path, image_folder):

@@ -11,7 +11,7 @@ from model.precision import resolve_amp
 from model.train import TrainConfig, TrainingDiverged, parse_args, train
 from model.unet import UNetConfig
 
-TINY = {"base_channels": 4, "depth": 2, "crop_size": 16, "eval_crop_size": 16, "batch_size": 4, "eval_batch_size": 4}
+TINY = {"base_channels": 4, "depth": 2, "crop_size": 16, "eval_crop_size": 16, "batch_size": 4}
 
 
 def tiny_config(tmp_path, image_folder, **changes) -> TrainConfig:
@@ -34,7 +34,9 @@ def test_training_writes_checkpoints_history_and_plot(tmp_path, image_folder):
     model, checkpoint = load_model(run / "best.pth")
     assert checkpoint["model_config"]["base_channels"] == 4
     assert checkpoint["best_val_psnr"] == max(h["val_psnr"] for h in history)
-    assert set(checkpoint) >= {"optimizer", "scheduler", "epoch", "step", "train_config", "history"}
+    assert set(checkpoint) >= {"epoch", "train_config", "best"} and "optimizer" not in checkpoint  # weights, facts
+    last = torch.load(run / "last.pth", weights_only=True)  # and the whole state, to resume from
+    assert set(last) >= {"model", "optimizer", "generator", "step", "seconds", "train_config", "history"}
 
 
 def test_resume_continues_from_the_last_epoch(tmp_path, image_folder):
@@ -107,7 +109,7 @@ def test_network_fields_are_one_nested_config_that_old_flat_configs_still_fill()
 @pytest.mark.filterwarnings("ignore:bf16 is emulated")  # this test checks that bf16 works, not that it is fast
 @pytest.mark.parametrize("loss", ["l1", "charbonnier"])
 def test_losses_bf16_autocast_and_channels_last_train(tmp_path, image_folder, loss):
-    config = tiny_config(tmp_path, image_folder, epochs=1, loss=loss, amp="bf16", channels_last=True, cache_images=True)
+    config = tiny_config(tmp_path, image_folder, epochs=1, loss=loss, amp="bf16", channels_last="yes")
     history = train(config)["history"]
     assert history[0]["train_loss"] > 0 and history[0]["skipped_steps"] == 0
 
@@ -131,11 +133,13 @@ def test_unknown_loss_or_precision_is_refused(tmp_path, image_folder):
         train(tiny_config(tmp_path, image_folder, reset_head="maybe"))
 
 
-def test_time_budget_stops_at_an_epoch_boundary_and_holds_on_resume(tmp_path, image_folder):
-    result = train(tiny_config(tmp_path, image_folder, epochs=5, max_minutes=1e-6))
-    assert [h["epoch"] for h in result["history"]] == [1]
-    again = train(tiny_config(tmp_path, image_folder, epochs=5, max_minutes=1e-6, resume=True))
-    assert [h["epoch"] for h in again["history"]] == [1]
+def test_a_sitting_stops_at_its_minutes_and_holds_on_resume(tmp_path, image_folder):
+    result = train(tiny_config(tmp_path, image_folder, epochs=5, stop_minutes=1e-6))
+    assert [h["step"] for h in result["history"]] == [1]  # stopped (and saved) after its first step
+    again = train(tiny_config(tmp_path, image_folder, epochs=5, stop_minutes=1e-6, resume=True))
+    assert again["history"] == result["history"]
+    rest = train(tiny_config(tmp_path, image_folder, epochs=5, resume=True))
+    assert [h["epoch"] for h in rest["history"]] == [0, 1, 2, 3, 4, 5]
 
 
 def test_charbonnier_is_a_smooth_l1():

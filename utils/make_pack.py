@@ -7,7 +7,7 @@ photo is at least `--min-psnr` dB (45 by default). WebP was measured and cannot 
 lossy mode halves the colour resolution, which caps it below 44 dB on detailed photos even at
 quality 100, and its lossless mode takes ~8 bits per pixel against JPEG's ~3.
 
-Validation photos all go in, as the centre crops that `model/train_gpu.py` validates on;
+Validation photos all go in, as the centre crops that `model/train.py --preset gpu` validates on;
 training photos go in, in a seeded random order, until the budget is spent, skipping those
 smaller than one training crop.
 
@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 from constants import DATA_DIR, PRETRAIN_DIR, ROOT_DIR, SEED
 from model.config_flags import make_parser
 from model.files import atomic_write, write_json_atomic
-from model.train_gpu import GpuTrainConfig, centre_crop
+from model.photo_crops import centre_crop
+from model.train import PRESETS
 
 PACK_DIR = DATA_DIR / "pack"
 TRANSFER_LIMIT_MIB = 60  # the machine takes 64 MiB; keep room for code that is not committed yet
@@ -99,7 +100,7 @@ def make_pack(
     for part, rel in tqdm(order, desc="packing", unit="photo"):
         image = Image.open(pretrain_dir / rel).convert("RGB")
         if part == "val":
-            image = centre_crop(image, GpuTrainConfig.val_crop)
+            image = centre_crop(image, PRESETS["gpu"][1]["eval_crop_size"])
         if part == "train" and min(image.size) < MIN_SIDE:
             skipped.append(rel)
             continue

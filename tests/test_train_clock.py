@@ -1,7 +1,8 @@
-"""The GPU training path, run on the CPU: crops drawn on the device, the wall-clock schedule,
-warm start, weights saved small and loadable with weights_only=True, and shipping them."""
+"""The trainer's device path, run on the CPU: crops drawn where the photos are held, the
+wall-clock schedule, warm start, sittings, weights loadable with weights_only=True, shipping them."""
 
 import json
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -10,22 +11,13 @@ from PIL import Image
 
 import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from model.dataset import list_images
 from model.metrics import psnr
+from model.photo_crops import CropSampler, read_photos, tile_origins
 from model.ship_weights import main as ship_main
 from model.ship_weights import relative_settings, ship
-from model.train_gpu import (
-    CropSampler,
-    GpuTrainConfig,
-    Trainer,
-    learning_rate,
-    main,
-    noisy_batch,
-    read_photos,
-    tile_origins,
-    train_gpu,
-    training_set,
-    validation_set,
-)
+from model.train import TrainConfig, Trainer, learning_rate, load_photos, main, photo_manifest, train, validation_set
+from model.train_gpu import translate
 from model.unet import UNet
 from tests.conftest import make_folder
 
@@ -37,6 +29,7 @@ def pack(tmp_path):
     root = tmp_path / "pack"
     make_folder(root / "train", {"a": 4}, seed=1, size=(70, 90))
     make_folder(root / "val", {"b": 2}, seed=2, size=(48, 48))
+    (root / "pack.json").write_text("{}")  # what makes a folder a pack (utils/make_pack.py writes it)
     return root
 
 
@@ -50,10 +43,20 @@ def init(tmp_path):
 
 
 def run(pack, init, out, **settings):
-    config = GpuTrainConfig(
-        pack=str(pack), out=str(out), init=str(init), device="cpu", crop_size=32, batch_size=4, val_crop=48
-    )
-    return train_gpu(GpuTrainConfig(**{**config.__dict__, **settings}))
+    clock = {
+        "minutes": 0.02,
+        "val_seconds": 1.0,
+        "sigma": 0.0,
+        "sigma_max": 0.5,
+        "sigma_power": 2.0,
+        "ema_decay": 0.999,
+    }
+    fixed = {"data_dir": str(pack), "out_dir": str(out), "image_dir": str(out), "init": str(init), "device": "cpu"}
+    return train(TrainConfig(**fixed, crop_size=32, batch_size=4, eval_crop_size=48, **{**clock, **settings}))
+
+
+def photos_of(folder):
+    return read_photos(list_images(folder))[0]
 
 
 def test_tiles_cover_every_crop_position():
@@ -65,7 +68,7 @@ def test_tiles_cover_every_crop_position():
 
 def test_crops_are_windows_of_the_photos_in_some_orientation():
     photo = torch.arange(3 * 40 * 50, dtype=torch.int64).reshape(3, 40, 50) % 251
-    sampler = CropSampler([photo.to(torch.uint8)], 16, torch.device("cpu"), torch.Generator().manual_seed(0))
+    sampler = CropSampler([photo.to(torch.uint8)], 16, torch.device("cpu"), torch.Generator().manual_seed(0), "pixel")
     windows = photo.unfold(1, 16, 1).unfold(2, 16, 1).permute(1, 2, 0, 3, 4).reshape(-1, 3, 16, 16).float() / 255
     for crop in sampler.sample(12):
         orientations = [crop, crop.transpose(-1, -2)]
@@ -74,31 +77,31 @@ def test_crops_are_windows_of_the_photos_in_some_orientation():
 
 
 def test_learning_rate_warms_up_then_follows_a_cosine_to_the_end_of_the_budget():
-    config = GpuTrainConfig(lr=1e-3, min_lr=1e-6, warmup_fraction=0.1)
+    config = TrainConfig(lr=1e-3, final_lr_fraction=0.001, warmup_fraction=0.1)
     assert learning_rate(0.0, config) == 0.0
     assert learning_rate(0.05, config) == pytest.approx(5e-4)
     assert learning_rate(0.1, config) == pytest.approx(1e-3)
     assert learning_rate(0.55, config) == pytest.approx((1e-3 + 1e-6) / 2)
     assert learning_rate(1.0, config) == pytest.approx(1e-6)
+    assert learning_rate(0.0, TrainConfig(lr=1e-3)) == 1e-3  # no warm-up: the epochs' default
 
 
 def test_a_zero_minute_run_keeps_the_warm_start_weights(pack, init, tmp_path):
-    result = run(pack, init, tmp_path / "out", minutes=0.0)
-    assert result["steps"] == 0 and result["best"]["weights"] == "init"
+    result = run(pack, init, tmp_path / "out", minutes=1e-9)
+    assert result["steps"] == 0 and result["best_validation"]["weights"] == "init"
     saved = torch.load(tmp_path / "out" / "best.pth", weights_only=True)
     start = load_checkpoint(init)["model"]
-    assert all(v.dtype == torch.float16 for v in saved["model"].values())
-    assert all(torch.allclose(saved["model"][k].float(), start[k], atol=1e-3) for k in start)
+    assert all(torch.equal(saved["model"][k], start[k]) for k in start)
 
 
 def test_runs_with_different_seeds_validate_on_the_same_noisy_photos(pack, init, tmp_path):
-    starts = [run(pack, init, tmp_path / f"seed{seed}", minutes=0.0, seed=seed)["history"][0] for seed in (0, 1)]
+    starts = [run(pack, init, tmp_path / f"seed{seed}", minutes=1e-9, seed=seed)["history"][0] for seed in (0, 1)]
     assert starts[0]["val_psnr"] == starts[1]["val_psnr"]
 
 
 def test_trains_for_seconds_on_the_cpu_and_saves_loadable_weights(pack, init, tmp_path):
     out = tmp_path / "out"
-    result = run(pack, init, out, minutes=0.05, val_seconds=1.0, lr=1e-3)
+    result = run(pack, init, out, minutes=0.05, lr=1e-3)
     assert result["steps"] > 5 and result["crops"] == 4 * result["steps"]
     assert result["pixels"] == result["crops"] * 32 * 32 and result["crops_per_s"] > 0
     history = json.loads((out / "history.json").read_text())
@@ -106,21 +109,23 @@ def test_trains_for_seconds_on_the_cpu_and_saves_loadable_weights(pack, init, tm
     assert all(np.isfinite(h["val_psnr"]) and np.isfinite(h["val_psnr_ema"]) for h in history["history"])
     model, checkpoint = load_model(out / "best.pth")  # weights_only loading, the architecture from the file
     assert model.config == UNet(**SMALL_UNET).config
-    assert (out / "best.pth").stat().st_size < 16 * 2**20
     best_score = max(max(h["val_psnr"], h["val_psnr_ema"]) for h in history["history"])
-    assert checkpoint["gpu_run"]["best"]["psnr"] == pytest.approx(best_score)
+    assert checkpoint["best"]["psnr"] == pytest.approx(best_score) == history["best"]["psnr"]
+    assert (out / "split.json").exists() and [p.name for p in out.glob("val_prediction_*")] == [
+        f"val_prediction_step_{result['steps']}.png"
+    ]
 
 
 def test_ship_records_the_chain_of_runs(pack, init, tmp_path):
-    run(pack, init, tmp_path / "run1", minutes=0.02, val_seconds=0.5)
-    run(pack, tmp_path / "run1" / "best.pth", tmp_path / "run2", minutes=0.02, val_seconds=0.5)
+    run(pack, init, tmp_path / "run1", val_seconds=0.5)
+    run(pack, tmp_path / "run1" / "best.pth", tmp_path / "run2", val_seconds=0.5)
     state = ship([tmp_path / "run1", tmp_path / "run2"], base=init, target=tmp_path / "shipped.pth")
     shipped = torch.load(tmp_path / "shipped.pth", weights_only=True)
     seconds = [json.loads((tmp_path / r / "history.json").read_text())["train_seconds"] for r in ("run1", "run2")]
     assert shipped["training_minutes"] == pytest.approx(10.0 + sum(seconds) / 60, abs=0.05)
     assert [r["steps"] for r in shipped["gpu_runs"]] == [r["steps"] for r in state["gpu_runs"]]
     best = load_checkpoint(tmp_path / "run2" / "best.pth")["model"]
-    assert all(torch.equal(shipped["model"][k], best[k]) for k in best)
+    assert all(torch.equal(shipped["model"][k], best[k].half()) for k in best)
     load_model(tmp_path / "shipped.pth")
 
 
@@ -140,10 +145,14 @@ def test_shipping_a_run_that_is_not_there_is_a_one_line_error(init, tmp_path):
     assert not target.exists()
 
 
-def test_photos_smaller_than_a_crop_are_left_out(pack, init, tmp_path):
+def test_photos_smaller_than_a_crop_are_padded_and_broken_ones_skipped_by_name(pack, init, tmp_path):
     Image.new("RGB", (20, 20)).save(pack / "train" / "tiny.png")
-    result = run(pack, init, tmp_path / "out", minutes=0.0)
-    assert result["train_photos"] == 4 and result["train_megapixels"] == round(4 * 70 * 90 / 1e6, 1)
+    (pack / "train" / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="skipping .*broken.png"):
+        result = run(pack, init, tmp_path / "out", minutes=1e-9)
+    assert result["train_photos"] == 5
+    sampler = CropSampler([torch.full((3, 20, 20), 7, dtype=torch.uint8)], 32, torch.device("cpu"), torch.Generator())
+    assert sampler.sample(2).shape == (2, 3, 32, 32)
 
 
 def test_a_schedule_runs_as_sittings_that_resume_from_the_saved_state(pack, init, tmp_path):
@@ -154,32 +163,46 @@ def test_a_schedule_runs_as_sittings_that_resume_from_the_saved_state(pack, init
     model, _ = load_model(out / "last.pth")  # the training state also denoises, as best.pth does
     assert model.config == UNet(**SMALL_UNET).config
     again = run(pack, init, out, **schedule, stop_minutes=0.03, resume=True)  # nothing left before the stop
-    assert again["steps"] == first["steps"] and again["history"][: len(first["history"])] == first["history"]
-    assert again["history"][-1]["val_psnr"] == pytest.approx(first["history"][-1]["val_psnr"], abs=1e-4)
+    assert again["steps"] == first["steps"] and again["history"] == first["history"]
     rest = run(pack, init, out, **schedule, resume=True)
     assert rest["steps"] > first["steps"] and rest["train_seconds"] >= 0.06 * 60
     assert [h["step"] for h in rest["history"]] == sorted(h["step"] for h in rest["history"])
 
 
-def test_resume_without_a_saved_state_is_a_one_line_error(pack, init, tmp_path):
-    with pytest.raises(SystemExit, match="last.pth: no such checkpoint file"):
-        main(["--pack", str(pack), "--init", str(init), "--out", str(tmp_path / "new"), "--device", "cpu", "--resume"])
+def test_resume_without_a_saved_state_starts_the_run(pack, init, tmp_path, capsys):
+    out = tmp_path / "new"
+    flags = [
+        "--data-dir",
+        str(pack),
+        "--init",
+        str(init),
+        "--out-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "--crop-size",
+        "32",
+    ]
+    main([*flags, "--minutes", "1e-9", "--eval-crop-size", "48", "--resume"])  # nothing to resume: a start
+    assert "resuming" not in capsys.readouterr().out
+    assert torch.load(out / "last.pth", weights_only=True)["step"] == 0
 
 
 def test_a_noise_level_on_the_0_255_scale_is_refused_before_any_work(tmp_path):
     out = tmp_path / "never"
     with pytest.raises(SystemExit, match=r"sigma must be within \[0, 1\] on the \[0, 1\] pixel scale"):
-        main(["--pack", str(tmp_path / "no_pack"), "--out", str(out), "--device", "cpu", "--sigma-max", "25"])
+        main(["--data-dir", str(tmp_path / "no_pack"), "--out-dir", str(out), "--device", "cpu", "--sigma-max", "25"])
     assert not out.exists()
 
 
 def test_validation_scores_in_fp32_even_where_training_runs_in_bf16(pack, init):
     device = torch.device("cpu")
     model, _ = load_model(init, device)
-    photos = read_photos(pack / "val")
-    trainer = Trainer(model, CropSampler(photos, 32, device, torch.Generator()), GpuTrainConfig(), device)
-    trainer.bf16 = True  # as on a GPU, or a CPU that multiplies bf16 natively
-    items = validation_set(photos, 48, device)
+    photos = photos_of(pack / "val")
+    config = TrainConfig(sigma=0.0, sigma_max=0.5, amp="bf16", crop_size=32, eval_crop_size=48)
+    with pytest.warns(UserWarning) if not torch.ops.mkldnn._is_mkldnn_bf16_supported() else nullcontext():
+        trainer = Trainer(model, config, device, photos)  # trains in bf16, as on a GPU or a CPU with native bf16
+    items = validation_set(photos, config, device)
 
     def mean_psnr(bf16: bool) -> float:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -188,21 +211,21 @@ def test_validation_scores_in_fp32_even_where_training_runs_in_bf16(pack, init):
 
     fp32, bf16 = mean_psnr(False), mean_psnr(True)
     assert abs(fp32 - bf16) > 1e-4  # the two precisions do score differently
-    assert trainer.validate(items) == pytest.approx(fp32, abs=1e-5)
+    assert trainer.validate(items)["val_psnr"] == pytest.approx(fp32, abs=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["l1", "mse", "psnr"])
 def test_the_training_loss_is_the_one_asked_for(pack, init, loss):
     device = torch.device("cpu")
     model, _ = load_model(init, device)
-    # --no-bf16: fp32 even on a CPU that multiplies bf16 natively, to compare with the loss computed here
-    config, photos = GpuTrainConfig(loss=loss, sigma_max=0.2, bf16=False), read_photos(pack / "train")
-    trainer = Trainer(model, CropSampler(photos, 32, device, torch.Generator().manual_seed(0)), config, device)
-    got = trainer.forward_loss(4).item()
+    # amp none: fp32 even on a CPU that multiplies bf16 natively, to compare with the loss computed here
+    config = TrainConfig(loss=loss, sigma=0.0, sigma_max=0.2, amp="none", crop_size=32, seed=0)
+    photos = photos_of(pack / "train")
+    got = Trainer(model, config, device, photos).forward_loss(4).item()
 
     sampler = CropSampler(photos, 32, device, torch.Generator().manual_seed(0))  # the same crops and noise
-    clean = sampler.sample(4).contiguous(memory_format=torch.channels_last)
-    noisy, sigma = noisy_batch(clean, config, sampler.generator)
+    clean = sampler.sample(4)
+    noisy, sigma = config.make_task().degrade_batch(clean, sampler.generator)
     with torch.no_grad():
         denoised = model(noisy, sigma)
     error = denoised - clean
@@ -210,33 +233,37 @@ def test_the_training_loss_is_the_one_asked_for(pack, init, loss):
     assert got == pytest.approx(expected[loss].item(), rel=1e-5)
 
 
-def test_a_set_with_a_split_trains_on_its_lossless_photos(tmp_path, init):
+def test_a_set_with_a_split_trains_on_its_lossless_photos_wherever_it_lies(tmp_path, init):
     root = make_folder(tmp_path / "set" / "photos", {"p": 4}, seed=3, size=(70, 90)).parent
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
-    (root / "split.json").write_text(json.dumps({"train": files[:3], "val": files[3:], "test": []}))
-    train, val = training_set(root)
-    assert [t.shape for t in train] == [(3, 70, 90)] * 3 and len(val) == 1
-    assert torch.equal(train[0], torch.from_numpy(np.array(Image.open(root / files[0]))).permute(2, 0, 1))
-    result = run(root, init, tmp_path / "out", minutes=0.02, val_seconds=1.0)
+    split = {"root": "/built/elsewhere", "train": files[:3], "val": files[3:], "test": []}
+    (root / "split.json").write_text(json.dumps(split))
+    config = TrainConfig(data_dir=str(root))
+    train_photos, val_photos, _ = load_photos(photo_manifest(config), config)
+    assert [t.shape for t in train_photos] == [(3, 70, 90)] * 3 and len(val_photos) == 1
+    expected = torch.from_numpy(np.array(Image.open(root / files[0]))).permute(2, 0, 1)
+    assert torch.equal(train_photos[0], expected)
+    result = run(root, init, tmp_path / "out")
     assert result["train_photos"] == 3 and result["steps"] > 0
 
 
 def test_other_validation_photos_replace_the_packs(tmp_path, pack):
     train_only = tmp_path / "train_only"
     make_folder(train_only / "train", {"a": 2}, seed=1, size=(70, 90))
-    train, val = training_set(train_only, val_dir=str(pack / "val"))
-    assert len(train) == 2 and len(val) == 2 and val[0].shape == (3, 48, 48)
+    (train_only / "pack.json").write_text("{}")
+    config = TrainConfig(data_dir=str(train_only), val_dir=str(pack / "val"))
+    train_photos, val_photos, names = load_photos(photo_manifest(config), config)
+    assert len(train_photos) == 2 and len(val_photos) == 2 and val_photos[0].shape == (3, 48, 48)
 
 
-def test_a_run_from_scratch_builds_the_named_architecture(pack, tmp_path):
-    run(pack, "unused.pth", tmp_path / "out", minutes=0.01, val_seconds=1.0, scratch="drunet-like")
+def test_a_run_from_scratch_builds_the_network_its_flags_name(pack, tmp_path):
+    drunet_like = {"block": "residual", "downsample": "strided-conv", "bias": False}
+    run(pack, "", tmp_path / "out", minutes=0.01, **SMALL_UNET, **drunet_like)
     model, _ = load_model(tmp_path / "out" / "best.pth")
     assert model.config["block"] == "residual" and not model.config["bias"]
 
 
-def test_a_run_of_model_train_ships_through_the_same_command(tmp_path, init):
-    from model.train import train
-
+def test_a_run_of_epochs_ships_through_the_same_command(tmp_path, init):
     photos = make_folder(tmp_path / "photos", {"cat": 8, "dog": 8}, seed=4)
     out = tmp_path / "epochs"
     train(
@@ -251,12 +278,12 @@ def test_a_run_of_model_train_ships_through_the_same_command(tmp_path, init):
     )
     state = ship([out], base=init, target=tmp_path / "shipped.pth")
     (entry,) = state["gpu_runs"]
-    assert entry["device"] == "model.train" and entry["steps"] > 0 and entry["config"]["epochs"] == 1
+    assert entry["device"] == "cpu" and entry["steps"] > 0 and entry["config"]["epochs"] == 1
     assert state["training_minutes"] == pytest.approx(10.0 + entry["train_seconds"] / 60, abs=0.05)
     load_model(tmp_path / "shipped.pth")
 
 
-def test_evaluate_scores_a_gpu_run_on_the_training_sets_split(pack, init, tmp_path, monkeypatch):
+def test_evaluate_scores_a_pack_run_on_the_training_sets_test_photos(pack, init, tmp_path, monkeypatch):
     from model import evaluate
 
     root = make_folder(tmp_path / "pretrain" / "photos", {"t": 3}, seed=5, size=(48, 48)).parent
@@ -265,7 +292,17 @@ def test_evaluate_scores_a_gpu_run_on_the_training_sets_split(pack, init, tmp_pa
     (root / "split.json").write_text(json.dumps(split))
     monkeypatch.setattr(C, "PRETRAIN_DIR", root)
     out = tmp_path / "gpu"
-    run(pack, init, out, minutes=0.01, val_seconds=1.0, sigma_max=0.2)
+    run(pack, init, out, minutes=0.01, sigma_max=0.2)
     rows = evaluate.evaluate_run(out, "cpu", tmp_path / "img")
     assert [r["image"] for r in rows] == [files[2]] and 0 <= rows[0]["sigma"] <= 0.2
     assert json.loads((out / "test_metrics.json").read_text())["mean"]["psnr_denoised"] == rows[0]["psnr_denoised"]
+
+
+def test_the_old_gpu_trainer_command_becomes_the_gpu_preset():
+    old = ["--pack", "data/pack", "--out=runs/gpu/run", "--no-bf16", "--minutes", "11", "--val-crop", "256"]
+    assert translate(old) == [
+        "--preset", "gpu", "--data-dir", "data/pack", "--out-dir=runs/gpu/run", "--amp", "none",
+        "--minutes", "11", "--eval-crop-size", "256",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="--scratch is gone"):
+        translate(["--scratch", "drunet-like"])

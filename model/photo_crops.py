@@ -1,0 +1,129 @@
+"""Training photos held as uint8 tensors (in memory, or on the GPU) and random crops cut from them.
+
+The trainer (`model/train.py`) decodes every photo once, keeps it as uint8, and draws crops,
+flips and rotations with a `torch.Generator` on the photos' device: no DataLoader, no worker
+processes, nothing that waits on Python between steps, and the same draws on every machine.
+"""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+
+def read_photo(path: Path) -> torch.Tensor:
+    """One photo as a (3, H, W) uint8 tensor, upright (EXIF orientation applied)."""
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+    return torch.from_numpy(np.asarray(upright).copy()).permute(2, 0, 1)
+
+
+def read_photos(paths: list[Path]) -> tuple[list[torch.Tensor], list[Path]]:
+    """(photos, their paths) of the files that decode, on all CPU cores; each one that does not
+    is named in a warning and left out, so one broken file does not stop a run."""
+
+    def read(path: Path) -> torch.Tensor | None:
+        try:
+            return read_photo(path)
+        except (OSError, ValueError) as error:
+            warnings.warn(f"skipping {path}: {error}", stacklevel=3)
+            return None
+
+    with ThreadPoolExecutor() as pool:
+        photos = list(pool.map(read, paths))
+    kept = [(photo, path) for photo, path in zip(photos, paths, strict=True) if photo is not None]
+    if not kept:
+        raise ValueError(f"none of the {len(paths)} images could be read")
+    return [photo for photo, _ in kept], [path for _, path in kept]
+
+
+def tile_origins(length: int, side: int, stride: int) -> list[int]:
+    """Tile starts along one axis: every `stride`, plus one flush with the end."""
+    if length <= side:
+        return [0]
+    starts = list(range(0, length - side + 1, stride))
+    return starts if starts[-1] == length - side else [*starts, length - side]
+
+
+def centre_box(width: int, height: int, side: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the central side x side part of a photo (all of it along a
+    shorter axis): the validation crop, here and in the pack (utils/make_pack.py)."""
+    left, top = max(0, (width - side) // 2), max(0, (height - side) // 2)
+    return left, top, min(width, left + side), min(height, top + side)
+
+
+def centre_crop(image: Image.Image, side: int) -> Image.Image:
+    return image.crop(centre_box(image.width, image.height, side))
+
+
+class CropSampler:
+    """Random crops of a set of photos of any sizes, drawn on the device without a Python loop.
+
+    Each photo is cut into tiles of 2*crop pixels at a stride of crop, so every crop position
+    of the photo lies inside some tile; a batch is then one gather from the stacked tiles.
+    Photos smaller than a crop are reflect-padded to one.
+
+    With `sampling="pixel"` every pixel is as likely as any other (a 4K wallpaper gives 50 times
+    the crops of a 512-px photo); with `sampling="photo"` a batch first draws photos, each as
+    likely as any other, then a tile of the photo.
+    """
+
+    def __init__(
+        self,
+        photos: list[torch.Tensor],
+        crop: int,
+        device: torch.device,
+        generator: torch.Generator,
+        sampling: str = "photo",
+    ):
+        if sampling not in ("pixel", "photo"):
+            raise ValueError(f"sampling must be 'pixel' or 'photo', got {sampling!r}")
+        self.crop, self.device, self.generator, self.sampling = crop, device, generator, sampling
+        side = 2 * crop
+        tiles, valid, first_tile = [], [], []
+        for photo in photos:
+            photo = photo.to(device)
+            pad_h, pad_w = max(0, crop - photo.shape[-2]), max(0, crop - photo.shape[-1])
+            if pad_h or pad_w:
+                mode = "reflect" if pad_h < photo.shape[-2] and pad_w < photo.shape[-1] else "replicate"
+                photo = F.pad(photo[None].float(), (0, pad_w, 0, pad_h), mode=mode)[0].to(torch.uint8)
+            height, width = photo.shape[-2:]
+            first_tile.append(len(tiles))
+            for top in tile_origins(height, side, crop):
+                for left in tile_origins(width, side, crop):
+                    tile = photo[:, top : top + side, left : left + side]
+                    valid.append(tile.shape[-2:])
+                    tiles.append(F.pad(tile, (0, side - tile.shape[-1], 0, side - tile.shape[-2])))
+        if not tiles:
+            raise ValueError("no training photos")
+        self.tiles = torch.stack(tiles)  # (T, 3, side, side) uint8
+        self.valid = torch.tensor(valid, device=device)  # (T, 2) height and width holding pixels
+        self.first_tile = torch.tensor(first_tile, device=device)  # (P,) each photo's first tile
+        self.tile_count = torch.diff(self.first_tile, append=torch.tensor([len(tiles)], device=device))
+        self.offsets = torch.arange(crop, device=device)
+        self.photos, self.pixels = len(photos), sum(p.shape[-1] * p.shape[-2] for p in photos)
+
+    def sample(self, batch: int) -> torch.Tensor:
+        """(batch, 3, crop, crop) float crops in [0, 1], each in one of the 8 orientations."""
+        if self.sampling == "photo":
+            photo = torch.randint(len(self.first_tile), (batch,), device=self.device, generator=self.generator)
+            within = torch.rand(batch, device=self.device, generator=self.generator) * self.tile_count[photo]
+            index = self.first_tile[photo] + within.long()
+        else:
+            index = torch.randint(len(self.tiles), (batch,), device=self.device, generator=self.generator)
+        room = (self.valid[index] - self.crop + 1).float()
+        top, left = (torch.rand(batch, 2, device=self.device, generator=self.generator) * room).long().unbind(1)
+        rows = (top[:, None] + self.offsets)[:, None, :, None]
+        cols = (left[:, None] + self.offsets)[:, None, None, :]
+        channels = torch.arange(3, device=self.device)[None, :, None, None]
+        crops = self.tiles[index[:, None, None, None], channels, rows, cols].float() / 255
+        flips = torch.rand(batch, 3, device=self.device, generator=self.generator) < 0.5
+        crops = torch.where(flips[:, 0, None, None, None], crops.flip(-1), crops)
+        crops = torch.where(flips[:, 1, None, None, None], crops.flip(-2), crops)
+        return torch.where(flips[:, 2, None, None, None], crops.transpose(-1, -2), crops)
