@@ -27,7 +27,7 @@ from model.denoise import denoise_array
 from model.metrics import psnr, psnr_y, ssim
 from model.plots import plot_grid
 from model.recipes import RECIPES
-from model.train import TrainConfig
+from model.train_config import TrainConfig
 
 TASK_RUNS = [name for name, config in RECIPES.items() if config.task != "denoise"]
 

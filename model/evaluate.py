@@ -28,7 +28,7 @@ from model.files import write_json_atomic
 from model.metrics import psnr, ssim
 from model.plots import plot_predictions
 from model.split import load_split
-from model.train import TrainConfig
+from model.train_config import TrainConfig
 
 ROWS_PER_GRID = 4
 

@@ -37,7 +37,7 @@ from model.files import atomic_write, write_json_atomic
 from model.metrics import psnr
 from model.photo_crops import centre_crop
 from model.plots import plot_margins
-from model.train import PRESETS, TrainConfig
+from model.train_config import PRESETS, TrainConfig
 from model.unet import BLIND_DENOISER, DRUNET_LIKE, UNet
 
 SIGMAS = {"5": 5 / 255, "10": 10 / 255, "15": 15 / 255, "25": 25 / 255, "50": 50 / 255}  # x/255

@@ -13,7 +13,8 @@ from model.fine_tune import reset_head
 from model.losses import SIGMA_FLOOR, noise_weighted_mse
 from model.photo_crops import CropSampler
 from model.study import ARMS, BASELINE, SIGMAS, run_study
-from model.train import TrainConfig, Trainer
+from model.train_config import TrainConfig
+from model.trainer import Trainer
 from model.unet import BLIND_DENOISER, DRUNET_LIKE, UNet
 from tests.conftest import make_folder
 from utils.make_pack import make_pack

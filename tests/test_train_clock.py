@@ -16,8 +16,9 @@ from model.metrics import psnr
 from model.photo_crops import CropSampler, read_photos, tile_origins
 from model.ship_weights import main as ship_main
 from model.ship_weights import relative_settings, ship
-from model.train import TrainConfig, Trainer, learning_rate, load_photos, main, photo_manifest, train, validation_set
+from model.train import TrainConfig, load_photos, main, photo_manifest, train
 from model.train_gpu import translate
+from model.trainer import Trainer, learning_rate, validation_set
 from model.unet import UNet
 from tests.conftest import make_folder
 

@@ -35,7 +35,7 @@ from constants import DATA_DIR, PRETRAIN_DIR, ROOT_DIR, SEED
 from model.config_flags import make_parser
 from model.files import atomic_write, write_json_atomic
 from model.photo_crops import centre_crop
-from model.train import PRESETS
+from model.train_config import PRESETS
 
 PACK_DIR = DATA_DIR / "pack"
 TRANSFER_LIMIT_MIB = 60  # the machine takes 64 MiB; keep room for code that is not committed yet
