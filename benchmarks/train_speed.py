@@ -4,11 +4,12 @@
     python -m benchmarks.train_speed --steps 3       # quicker, noisier
 
 For the original U-Net and the pretrained config, in fp32 and bf16 autocast, with and without
-channels_last, it times training steps of 16 random 128x128 crops of the demo photos (noise
-drawn on the fly, real DataLoader), and reports:
+channels_last, it times training steps of 16 random 128x128 crops of the demo photos, drawn
+as the trainer draws them (photos held as uint8 on the device, crops and noise drawn there,
+`model/photo_crops.py`), and reports:
 
 - images/s and seconds per step;
-- data wait: the share of the step spent waiting for the next batch;
+- data wait: the share of the step spent drawing the next batch;
 - GFLOP/s: the step's floating point operations (counted by torch's FlopCounterMode, forward
   and backward) over its time, and that as a share of this machine's measured 2048x2048
   matmul rate in the same precision (the practical ceiling).
@@ -20,17 +21,17 @@ import datetime
 import os
 import platform
 import time
+from collections.abc import Iterator
 
 import torch
-from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 import constants as C
 from model.config_flags import make_parser
-from model.dataset import NoisyImageDataset
-from model.distributed import EpochSampler
+from model.dataset import list_images
+from model.photo_crops import CropSampler, read_photos
 from model.precision import native_bf16
-from model.split import default_split
+from model.tasks import Denoise
 from model.unet import UNet
 
 BATCH, CROP = 16, 128
@@ -64,9 +65,7 @@ def step_flops(model: torch.nn.Module, batch: tuple) -> float:
     return counter.get_total_flops()
 
 
-def measure(
-    config: dict, device: torch.device, bf16: bool, channels_last: bool, loader: DataLoader, steps: int
-) -> dict:
+def measure(config: dict, device: torch.device, bf16: bool, channels_last: bool, loader: Iterator, steps: int) -> dict:
     """Time `steps` training steps after two warm-up steps."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = UNet(**config).to(device, memory_format=memory_format).train()
@@ -94,18 +93,20 @@ def measure(
     return {"step_s": seconds, "images_s": BATCH / seconds, "wait": waited / total, "gflops": flops / seconds / 1e9}
 
 
-def loader(device: torch.device, workers: int) -> DataLoader:
-    split = default_split(C.DEMO_DIR)
-    paths = [f"{split['root']}/{p}" for p in split["train"]]
-    dataset = NoisyImageDataset(paths, (0.0, 0.5), CROP, train=True, repeats=1000, cache=True)
-    options = {"num_workers": workers, "pin_memory": device.type == "cuda", "persistent_workers": workers > 0}
-    return DataLoader(dataset, BATCH, sampler=EpochSampler(dataset, 0), drop_last=True, **options)
+def loader(device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Endless (noisy, clean, sigma) batches of the demo photos, drawn on `device`."""
+    generator = torch.Generator(device).manual_seed(0)
+    sampler = CropSampler(read_photos(list_images(C.DEMO_DIR))[0], CROP, device, generator)
+    task = Denoise((0.0, 0.5), 2.0)
+    while True:
+        clean = sampler.sample(BATCH)
+        noisy, sigma = task.degrade_batch(clean, generator)
+        yield noisy, clean, sigma
 
 
 def main() -> None:
     parser = make_parser(__doc__)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
@@ -121,11 +122,11 @@ def main() -> None:
             f"bf16 {ceilings[True]:.{0 if native else 2}f} GFLOP/s{'' if native else ' (emulated, no bf16 rows)'}; "
             f"{datetime.date.today()}, {platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
             f"{os.cpu_count()} cores, "
-            f"{torch.get_num_threads()} threads, batch {BATCH}x{CROP}x{CROP}, {args.workers} DataLoader workers\n"
+            f"{torch.get_num_threads()} threads, batch {BATCH}x{CROP}x{CROP}\n"
         )
         print("| model | precision | channels_last | images/s | s/step | data wait | GFLOP/s | of matmul ceiling |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        data = loader(device, args.workers)
+        data = loader(device)
         for name, config in MODELS.items():
             for bf16 in (False, True) if native else (False,):
                 for channels_last in (False, True):

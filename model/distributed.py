@@ -1,4 +1,4 @@
-"""Data-parallel training helpers: torchrun's environment, per-epoch seeded sampling, reductions.
+"""Data-parallel training helpers: torchrun's environment, joining and leaving, reductions.
 
 `torchrun --nproc_per_node=N -m model.train ...` sets RANK / WORLD_SIZE / LOCAL_RANK (and the
 rendezvous for several nodes); a plain `python -m model.train` is a world of one, and the same
@@ -12,7 +12,6 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset, DistributedSampler
 
 WORLD_VARIABLES = (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"))
 
@@ -69,22 +68,3 @@ def all_reduce(values: list[float], op: str = "sum") -> list[float]:
         tensor = tensor.cuda()
     dist.all_reduce(tensor, {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op])
     return tensor.tolist()
-
-
-class EpochSampler(DistributedSampler):
-    """DistributedSampler whose indices also carry the epoch: index + epoch * len(dataset).
-
-    Training datasets seed each sample's crop and noise from the index they are given (and
-    wrap it around their length), so a sample is the same in any process, worker or resumed
-    run, and different in every epoch. Each process gets every world_size-th index of one
-    shared permutation, so N processes with batch B / N see exactly the batches of one
-    process with batch B.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        _, size, _ = world()
-        super().__init__(dataset, num_replicas=size, rank=world()[0], shuffle=True, seed=seed, drop_last=True)
-
-    def __iter__(self):
-        offset = self.epoch * len(self.dataset)
-        return (offset + index for index in super().__iter__())

@@ -65,7 +65,7 @@ def test_every_figure_the_readme_shows_is_in_the_repository():
 
 def test_every_module_the_readme_runs_exists():
     modules = set(re.findall(r"python3? -m ([\w.]+)", README)) - {"torch.distributed.run"}
-    assert {"model.denoise", "model.train", "model.train_gpu", "benchmarks.eval_quality"} <= modules
+    assert {"model.denoise", "model.train", "model.ship_weights", "benchmarks.eval_quality"} <= modules
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
 
