@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from model.unet import pad_bottom_right
+
 
 def read_photo(path: Path) -> torch.Tensor:
     """One photo as a (3, H, W) uint8 tensor, upright (EXIF orientation applied)."""
@@ -90,9 +92,8 @@ class CropSampler:
         for photo in photos:
             photo = photo.to(device)
             pad_h, pad_w = max(0, crop - photo.shape[-2]), max(0, crop - photo.shape[-1])
-            if pad_h or pad_w:
-                mode = "reflect" if pad_h < photo.shape[-2] and pad_w < photo.shape[-1] else "replicate"
-                photo = F.pad(photo[None].float(), (0, pad_w, 0, pad_h), mode=mode)[0].to(torch.uint8)
+            if pad_h or pad_w:  # reflected as the network pads its input (edge copies if tiny)
+                photo = pad_bottom_right(photo[None].float(), pad_h, pad_w)[0].to(torch.uint8)
             height, width = photo.shape[-2:]
             first_tile.append(len(tiles))
             for top in tile_origins(height, side, crop):
