@@ -1,10 +1,13 @@
-"""Fine-tuning a trained network for a new task: a fresh output layer and gradual unfreezing."""
+"""Fine-tuning a trained network: a fresh output layer and gradual unfreezing for a new task,
+and refine blocks grown onto it for more capacity at full resolution."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import nn
 
-from model.unet import UNet
+from model.unet import UNet, UNetConfig
 
 RESET_HEAD_CHOICES = ("auto", "yes", "no")
 
@@ -46,3 +49,15 @@ def set_trainable(model: UNet, epoch: int, freeze_epochs: int) -> int:
     for index, level in enumerate(reversed(levels)):
         level.requires_grad_(index < unfrozen)
     return max(0, len(levels) - unfrozen)
+
+
+def add_refine_blocks(model: UNet, blocks: int) -> UNet:
+    """`model` with `blocks` more refine blocks (`UNetConfig.refine_blocks`). They start as the
+    identity, so the grown network computes exactly what `model` did and training only adds."""
+    config = UNetConfig(**model.config)
+    grown = UNet(dataclasses.replace(config, refine_blocks=config.refine_blocks + blocks))
+    grown.to(next(model.parameters()).device)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or not all(key.startswith("refine.") for key in missing):
+        raise ValueError(f"cannot grow this network: missing {missing}, unexpected {unexpected}")
+    return grown

@@ -74,6 +74,11 @@ ARMS: dict[str, tuple[str, str, dict]] = {
         "the winners together: crops per photo at the lower rate",
         {"sampling": "photo", "lr": 3e-5},
     ),
+    "i-refine-blocks": (
+        "g-per-photo-lr3e-5",
+        "too little capacity at full resolution (4 convs of 32 channels): 2 refine blocks grown on, at 10x the rate",
+        {"sampling": "photo", "lr": 3e-5, "add_refine_blocks": 2, "refine_lr_factor": 10.0},
+    ),
     "f-scratch-unet": ("", "from scratch: today's architecture", {**SCRATCH, "model": BLIND_DENOISER}),
     "f-scratch-drunet": (
         "f-scratch-unet",

@@ -42,7 +42,7 @@ from model.config_flags import make_parser, parse_flags
 from model.dataset import list_images
 from model.device import pick_device
 from model.files import write_json_atomic
-from model.fine_tune import reset_head, set_trainable, wants_new_head
+from model.fine_tune import add_refine_blocks, reset_head, set_trainable, wants_new_head
 from model.photo_crops import read_photos
 from model.plots import plot_history
 from model.split import default_split, load_split
@@ -135,6 +135,8 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
 
     # model: the warm start's architecture and weights, or the config's network from its seed
     model = load_model(config.init, device)[0] if config.init else UNet(config.model)
+    if config.add_refine_blocks:
+        model = add_refine_blocks(model, config.add_refine_blocks)
     if wants_new_head(config, model) and saved is None:
         reset_head(model)
     trainer = Trainer(model.train(), config, device, train_photos)

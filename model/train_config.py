@@ -66,6 +66,12 @@ class TrainConfig:
     encoder_lr_factor: float = option(
         1.0, "encoder learning rate = lr * this (e.g. 0.1 when fine-tuning)", section=NETWORK
     )
+    add_refine_blocks: int = option(
+        0, "with --init: grow this many refine blocks onto it (they start as the identity)", section=NETWORK
+    )
+    refine_lr_factor: float = option(
+        1.0, "refine blocks' learning rate = lr * this (fresh blocks on a trained network need more)", section=NETWORK
+    )
     sigma: float = option(C.NOISE_SIGMA, "noise sigma on the [0, 1] scale (the lowest, with sigma_max)", section=NOISE)
     sigma_max: float = option(
         -1.0, "> sigma: train on every sigma in [sigma, sigma_max] (a blind denoiser)", section=NOISE
@@ -197,6 +203,8 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise ValueError(f"reset_head must be one of {list(RESET_HEAD_CHOICES)}, got {config.reset_head!r}")
     if config.channels_last not in AUTO_CHOICES or config.compile not in AUTO_CHOICES:
         raise ValueError(f"channels_last and compile must be one of {list(AUTO_CHOICES)}")
+    if config.add_refine_blocks and not config.init:
+        raise ValueError("add_refine_blocks grows an --init network; from scratch, set refine_blocks")
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):

@@ -52,6 +52,23 @@ def validation_set(photos: list[torch.Tensor], config: TrainConfig, device: torc
     return items
 
 
+def parameter_groups(model: UNet, config: TrainConfig) -> list[dict]:
+    """Adam's groups, each with its share of the learning rate: the decoder's, the encoder's and
+    (if the network has them) the refine blocks'. The first two are always there, in this order,
+    so runs saved before refine blocks existed resume."""
+    encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
+    refine = {id(p) for p in model.refine.parameters()} if hasattr(model, "refine") else set()
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in encoder | refine], "lr_scale": 1.0},
+        {"params": [p for p in model.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr_factor},
+    ]
+    if refine:
+        groups.append(
+            {"params": [p for p in model.parameters() if id(p) in refine], "lr_scale": config.refine_lr_factor}
+        )
+    return groups
+
+
 def learning_rate(progress: float, config: TrainConfig) -> float:
     """Linear warm-up over the first `warmup_fraction` of the schedule, then a cosine to lr * final_lr_fraction."""
     if progress < config.warmup_fraction:
@@ -85,15 +102,7 @@ class Trainer:
         self.amp = resolve_amp(config.amp, device)
         self.layout = torch.channels_last if wanted(config.channels_last, device) else torch.contiguous_format
         self.model.to(device, memory_format=self.layout)
-        encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": [p for p in model.parameters() if id(p) not in encoder], "lr_scale": 1.0},
-                {"params": [p for p in model.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr_factor},
-            ],
-            lr=config.lr,
-            fused=device.type == "cuda",
-        )
+        self.optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr, fused=device.type == "cuda")
         # fp16 needs loss scaling so small gradients do not flush to zero; bf16 has fp32's range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         self.loss_function = TrainingLoss(config.loss, config.perceptual_weight).to(device)

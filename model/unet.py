@@ -7,6 +7,8 @@ Two options turn it into a modern blind denoiser (FFDNet / DRUNet style):
 makes the network predict the noise to subtract instead of the whole image. Three more
 (`block`, `downsample`, `bias`) build a DRUNet-like variant: residual blocks, strided
 convolutions down, no biases (`DRUNET_LIKE`); `BLIND_DENOISER` is the shipped network's.
+`refine_blocks` adds residual blocks at full resolution before the output layer, each starting
+as the identity, so they can be grown onto a trained network without changing what it computes.
 """
 
 from __future__ import annotations
@@ -64,6 +66,17 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def identity_block(channels: int, bias: bool) -> ResidualBlock:
+    """A residual block whose last convolution is zero: it starts as the identity (and its first
+    convolution gets gradients once the last one has moved)."""
+    block = ResidualBlock(channels, channels, bias)
+    last = block.body[-1]
+    nn.init.zeros_(last.weight)
+    if last.bias is not None:
+        nn.init.zeros_(last.bias)
+    return block
+
+
 def make_block(in_channels: int, out_channels: int, config: UNetConfig) -> nn.Module:
     if config.block == "residual":
         return ResidualBlock(in_channels, out_channels, config.bias)
@@ -119,10 +132,18 @@ class UNetConfig:
         "maxpool", "halve the resolution by max-pooling or a strided 2x2 conv", ("maxpool", "strided-conv")
     )
     bias: bool = option(True, "convolutions have biases (never beside batch norm); DRUNet has none")
+    refine_blocks: int = option(
+        0,
+        "residual blocks at full resolution before the output layer, each starting as the identity "
+        "(full resolution holds 0.6% of the shipped network's weights; light noise is told from detail there)",
+    )
 
     def __post_init__(self) -> None:
-        if self.depth < 1 or self.base_channels < 1:
-            raise ValueError(f"depth and base_channels must be >= 1, got {self.depth}, {self.base_channels}")
+        if self.depth < 1 or self.base_channels < 1 or self.refine_blocks < 0:
+            raise ValueError(
+                f"depth and base_channels must be >= 1 and refine_blocks >= 0, "
+                f"got {self.depth}, {self.base_channels}, {self.refine_blocks}"
+            )
         if self.residual and self.in_channels != self.out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
         if self.final_activation not in ("none", "sigmoid") or (self.residual and self.final_activation != "none"):
@@ -166,6 +187,8 @@ class UNet(nn.Module):
         for level in range(config.depth):
             wide, narrow = widths[config.depth - level], widths[config.depth - level - 1]
             setattr(self, f"dec_{level + 1}", Decoder(wide, narrow, config))
+        if config.refine_blocks:
+            self.refine = nn.Sequential(*(identity_block(widths[0], config.bias) for _ in range(config.refine_blocks)))
         self.out_conv = nn.Conv2d(widths[0], config.out_channels, kernel_size=1, bias=config.bias)
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -188,6 +211,8 @@ class UNet(nn.Module):
         out = skips.pop()
         for level in range(1, self.depth + 1):
             out = getattr(self, f"dec_{level}")(out, skips.pop())
+        if self.config["refine_blocks"]:
+            out = self.refine(out)
         out = self.out_conv(out)[..., :height, :width]
         if self.final_activation == "sigmoid":
             return torch.sigmoid(out)

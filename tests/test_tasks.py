@@ -1,5 +1,6 @@
 """Super-resolution and colorization: degradations, fine-tuning with frozen layers, losses."""
 
+import dataclasses
 import random
 
 import pytest
@@ -125,6 +126,35 @@ def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_fol
     assert after["out_conv.weight"].abs().max() < before["out_conv.weight"].abs().max() / 10  # the new head
     groups = checkpoint["optimizer"]["param_groups"]
     assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"]) and groups[1]["lr_scale"] == 0.1
+
+
+def test_refine_blocks_grown_on_an_init_train_at_their_own_rate(tmp_path, image_folder):
+    start = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+    init = save_checkpoint(tmp_path / "denoiser.pth", model=start.state_dict(), model_config=start.config)
+    config = TrainConfig(
+        data_dir=str(image_folder),
+        out_dir=str(tmp_path / "grown"),
+        image_dir=str(tmp_path / "img"),
+        init=str(init),
+        add_refine_blocks=1,
+        refine_lr_factor=10.0,
+        sigma=0.0,
+        sigma_max=0.2,
+        epochs=1,
+        lr=1e-3,
+        crop_size=16,
+        eval_crop_size=16,
+        batch_size=4,
+    )
+    train(config)
+    tuned, checkpoint = load_model(tmp_path / "grown" / "last.pth")
+    assert checkpoint["model_config"] == {**start.config, "refine_blocks": 1}
+    assert tuned.refine[0].body[-1].weight.abs().max() > 0  # the block has left the identity
+    groups = checkpoint["optimizer"]["param_groups"]
+    assert len(groups) == 3 and groups[2]["lr"] == pytest.approx(10 * groups[0]["lr"])
+    train(dataclasses.replace(config, epochs=2, resume=True))  # a grown run resumes
+    with pytest.raises(ValueError, match="add_refine_blocks"):
+        train(dataclasses.replace(config, init="", out_dir=str(tmp_path / "scratch")))
 
 
 def test_colorization_trains_from_the_cli_fields(tmp_path, image_folder):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from model.fine_tune import add_refine_blocks
 from model.unet import UNet
 
 
@@ -59,3 +60,21 @@ def test_without_batch_norm_every_conv_has_a_bias_and_train_equals_eval():
     with torch.no_grad():
         assert torch.equal(model.train()(x, 0.1), model.eval()(x, 0.1))
     assert UNet(**model.config).config == model.config
+
+
+def test_refine_blocks_grow_onto_a_trained_network_without_changing_what_it_computes():
+    torch.manual_seed(0)
+    trained = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+    grown = add_refine_blocks(trained, 2)
+    assert (grown.config["refine_blocks"], trained.config["refine_blocks"]) == (2, 0)
+    new = set(grown.state_dict()) - set(trained.state_dict())
+    assert new and all(key.startswith("refine.") for key in new)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(grown(x, 0.1), trained(x, 0.1))
+        grown.refine[1].body[-1].weight.add_(0.01)  # once its last convolution moves, a block counts
+        assert not torch.equal(grown(x, 0.1), trained(x, 0.1))
+    assert add_refine_blocks(grown, 1).config["refine_blocks"] == 3
+    assert "refine" not in dict(UNet().named_children())  # the original network has none
+    with pytest.raises(ValueError, match="refine_blocks"):
+        UNet(refine_blocks=-1)
