@@ -6,7 +6,7 @@ Two options turn it into a modern blind denoiser (FFDNet / DRUNet style):
 `noise_level_input` feeds the noise level as an extra constant channel, and `residual`
 makes the network predict the noise to subtract instead of the whole image. Three more
 (`block`, `downsample`, `bias`) build a DRUNet-like variant: residual blocks, strided
-convolutions down, no biases (`DRUNET_LIKE`); `BLIND_DENOISER` is the shipped network's.
+convolutions down, no biases (`DRUNET_LIKE`); `BLIND_DENOISER` is the shipped network's trunk.
 `refine_blocks` adds residual blocks at full resolution before the output layer, each starting
 as the identity, so they can be grown onto a trained network without changing what it computes.
 """
@@ -156,7 +156,8 @@ class UNetConfig:
             raise ValueError("block='residual' has no batch norm: set batch_norm=False")
 
 
-# the shipped checkpoint's network, and the study's DRUNet-like alternative of the same width
+# the shipped checkpoint's network (it has 2 refine blocks grown on), and the study's DRUNet-like
+# alternative of the same width
 BLIND_DENOISER = UNetConfig(base_channels=32, noise_level_input=True, residual=True, batch_norm=False)
 DRUNET_LIKE = dataclasses.replace(BLIND_DENOISER, block="residual", downsample="strided-conv", bias=False)
 

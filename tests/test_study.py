@@ -73,7 +73,7 @@ def test_the_drunet_like_network_has_residual_blocks_strided_downsampling_and_no
     reset_head(model)  # a fine-tune's zeroed head works without a bias: the network returns its input
     x = torch.rand(1, 3, 32, 32)
     assert torch.equal(model(x, 0.1), x)
-    assert sum(p.numel() for p in UNet(BLIND_DENOISER).parameters()) == 7_760_451  # the shipped network
+    assert sum(p.numel() for p in UNet(BLIND_DENOISER).parameters()) == 7_760_451  # the shipped network's trunk
 
 
 @pytest.mark.slow
