@@ -96,25 +96,27 @@ def test_gradual_unfreezing_goes_from_the_deepest_level_up():
     assert set_trainable(model, 1, freeze_epochs=0) == 0 and trainable() == [True, True, True]
 
 
-def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_folder):
+def warm_start(tmp_path, image_folder, name: str, **settings) -> tuple[UNet, TrainConfig]:
+    """A tiny blind denoiser saved as a checkpoint, and a run of `settings` that starts from it."""
     start = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
     init = save_checkpoint(tmp_path / "denoiser.pth", model=start.state_dict(), model_config=start.config)
     config = TrainConfig(
         data_dir=str(image_folder),
-        out_dir=str(tmp_path / "sr"),
+        out_dir=str(tmp_path / name),
         image_dir=str(tmp_path / "img"),
-        task="sr",
-        scale=2,
         init=str(init),
-        freeze_epochs=2,
-        epochs=2,
         lr=1e-3,
-        encoder_lr_factor=0.1,
         crop_size=16,
         eval_crop_size=16,
         batch_size=4,
-        loss="charbonnier",
+        **settings,
     )
+    return start, config
+
+
+def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_folder):
+    settings = {"task": "sr", "scale": 2, "freeze_epochs": 2, "epochs": 2, "encoder_lr_factor": 0.1}
+    start, config = warm_start(tmp_path, image_folder, "sr", **settings, loss="charbonnier")
     history = train(config)["history"]
     assert [h["frozen_levels"] for h in history] == [3, 3, 3]  # the warm start, then two epochs
     tuned, checkpoint = load_model(tmp_path / "sr" / "last.pth")
@@ -129,23 +131,8 @@ def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_fol
 
 
 def test_refine_blocks_grown_on_an_init_train_at_their_own_rate(tmp_path, image_folder):
-    start = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
-    init = save_checkpoint(tmp_path / "denoiser.pth", model=start.state_dict(), model_config=start.config)
-    config = TrainConfig(
-        data_dir=str(image_folder),
-        out_dir=str(tmp_path / "grown"),
-        image_dir=str(tmp_path / "img"),
-        init=str(init),
-        add_refine_blocks=1,
-        refine_lr_factor=10.0,
-        sigma=0.0,
-        sigma_max=0.2,
-        epochs=1,
-        lr=1e-3,
-        crop_size=16,
-        eval_crop_size=16,
-        batch_size=4,
-    )
+    settings = {"add_refine_blocks": 1, "refine_lr_factor": 10.0, "sigma": 0.0, "sigma_max": 0.2, "epochs": 1}
+    start, config = warm_start(tmp_path, image_folder, "grown", **settings)
     train(config)
     tuned, checkpoint = load_model(tmp_path / "grown" / "last.pth")
     assert checkpoint["model_config"] == {**start.config, "refine_blocks": 1}
