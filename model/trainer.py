@@ -59,7 +59,7 @@ def parameter_groups(model: UNet, config: TrainConfig) -> list[dict]:
     encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
     refine = {id(p) for p in model.refine.parameters()} if hasattr(model, "refine") else set()
     groups = [
-        {"params": [p for p in model.parameters() if id(p) not in encoder | refine], "lr_scale": 1.0},
+        {"params": [p for p in model.parameters() if id(p) not in encoder and id(p) not in refine], "lr_scale": 1.0},
         {"params": [p for p in model.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr_factor},
     ]
     if refine:

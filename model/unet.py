@@ -156,7 +156,7 @@ class UNetConfig:
             raise ValueError("block='residual' has no batch norm: set batch_norm=False")
 
 
-# the shipped checkpoint's network (it has 2 refine blocks grown on), and the study's DRUNet-like
+# the shipped checkpoint's trunk (the file adds 2 refine blocks), and the study's DRUNet-like
 # alternative of the same width
 BLIND_DENOISER = UNetConfig(base_channels=32, noise_level_input=True, residual=True, batch_norm=False)
 DRUNET_LIKE = dataclasses.replace(BLIND_DENOISER, block="residual", downsample="strided-conv", bias=False)
