@@ -40,11 +40,18 @@ def reset_head(model: UNet) -> None:
         nn.init.zeros_(model.out_conv.bias)
 
 
-def set_trainable(model: UNet, epoch: int, freeze_epochs: int) -> int:
+def set_trainable(model: UNet, epoch: int, freeze_epochs: int, refine_only: bool = False) -> int:
     """Freeze the encoder for `freeze_epochs` epochs, then unfreeze one level per epoch, deepest
-    first (gradual unfreezing: the generic low-level features change last). Returns the number
-    of frozen levels."""
+    first (gradual unfreezing: the generic low-level features change last). With `refine_only`
+    only the refine blocks train: they come after the whole trunk, so a step then runs no
+    backward pass through it. Returns the number of frozen encoder levels."""
     levels = encoder_levels(model)
+    if refine_only:
+        if not model.config["refine_blocks"]:
+            raise ValueError("refine_only: this network has no refine blocks (grow some with add_refine_blocks)")
+        model.requires_grad_(False)
+        model.refine.requires_grad_(True)
+        return len(levels)
     unfrozen = max(0, epoch - freeze_epochs) if freeze_epochs > 0 else len(levels)
     for index, level in enumerate(reversed(levels)):
         level.requires_grad_(index < unfrozen)

@@ -139,6 +139,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         model = add_refine_blocks(model, config.add_refine_blocks)
     if wants_new_head(config, model) and saved is None:
         reset_head(model)
+    frozen, current_lr = set_trainable(model, 1, config.freeze_epochs, config.refine_only), 0.0
     trainer = Trainer(model.train(), config, device, train_photos)
     flops = flops_per_crop(model, config.crop_size, device)
     if saved:
@@ -216,7 +217,6 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         return record
 
     # the schedule: where a saved run stopped, or from the start (validating a warm start first)
-    frozen, current_lr = set_trainable(model, 1, config.freeze_epochs), 0.0
     if saved:
         step, seconds, best, history = saved["step"], saved["seconds"], saved["best"], saved["history"]
         log(f"resuming {out_dir} at step {step} ({seconds:.0f} s); best {best['psnr']:.3f} dB")
@@ -266,7 +266,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             clock = time.perf_counter() - seconds  # validation time is not training time
             if finished or elapsed >= stop:
                 break
-            frozen = set_trainable(model, record["epoch"] + 1, config.freeze_epochs)
+            frozen = set_trainable(model, record["epoch"] + 1, config.freeze_epochs, config.refine_only)
         current_lr = learning_rate(elapsed / budget if budget else step / total_steps, config)
         loss = trainer.step(current_lr)
         if loss is None:

@@ -69,6 +69,9 @@ class TrainConfig:
     add_refine_blocks: int = option(
         0, "with --init: grow this many refine blocks onto it (they start as the identity)", section=NETWORK
     )
+    refine_only: bool = option(
+        False, "train the refine blocks only, the rest frozen (a step skips the trunk's backward pass)", section=NETWORK
+    )
     refine_lr_factor: float = option(
         1.0, "refine blocks' learning rate = lr * this (fresh blocks on a trained network need more)", section=NETWORK
     )

@@ -115,8 +115,15 @@ def warm_start(tmp_path, image_folder, name: str, **settings) -> tuple[UNet, Tra
 
 
 def test_sr_fine_tuning_keeps_the_encoder_fixed_while_frozen(tmp_path, image_folder):
-    settings = {"task": "sr", "scale": 2, "freeze_epochs": 2, "epochs": 2, "encoder_lr_factor": 0.1}
-    start, config = warm_start(tmp_path, image_folder, "sr", **settings, loss="charbonnier")
+    settings = {
+        "task": "sr",
+        "scale": 2,
+        "freeze_epochs": 2,
+        "epochs": 2,
+        "encoder_lr_factor": 0.1,
+        "loss": "charbonnier",
+    }
+    start, config = warm_start(tmp_path, image_folder, "sr", **settings)
     history = train(config)["history"]
     assert [h["frozen_levels"] for h in history] == [3, 3, 3]  # the warm start, then two epochs
     tuned, checkpoint = load_model(tmp_path / "sr" / "last.pth")
@@ -142,6 +149,18 @@ def test_refine_blocks_grown_on_an_init_train_at_their_own_rate(tmp_path, image_
     train(dataclasses.replace(config, epochs=2, resume=True))  # a grown run resumes
     with pytest.raises(ValueError, match="add_refine_blocks"):
         train(dataclasses.replace(config, init="", out_dir=str(tmp_path / "scratch")))
+
+
+def test_refine_only_trains_the_grown_blocks_and_leaves_the_trunk_as_it_was(tmp_path, image_folder):
+    settings = {"add_refine_blocks": 1, "refine_only": True, "sigma": 0.0, "sigma_max": 0.2, "epochs": 1}
+    start, config = warm_start(tmp_path, image_folder, "refine-only", **settings)
+    assert train(config)["history"][-1]["frozen_levels"] == 3
+    tuned = load_model(tmp_path / "refine-only" / "last.pth")[0]
+    before, after = start.state_dict(), tuned.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before)  # the whole trunk, head included
+    assert tuned.refine[0].body[-1].weight.abs().max() > 0  # the block has left the identity
+    with pytest.raises(ValueError, match="no refine blocks"):
+        train(dataclasses.replace(config, add_refine_blocks=0, out_dir=str(tmp_path / "none")))
 
 
 def test_colorization_trains_from_the_cli_fields(tmp_path, image_folder):
