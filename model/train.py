@@ -139,7 +139,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         model = add_refine_blocks(model, config.add_refine_blocks)
     if wants_new_head(config, model) and saved is None:
         reset_head(model)
-    frozen, current_lr = set_trainable(model, 1, config.freeze_epochs, config.refine_only), 0.0
+    frozen = set_trainable(model, 1, config.freeze_epochs, config.refine_only)  # before the FLOP count
     trainer = Trainer(model.train(), config, device, train_photos)
     flops = flops_per_crop(model, config.crop_size, device)
     if saved:
@@ -217,6 +217,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         return record
 
     # the schedule: where a saved run stopped, or from the start (validating a warm start first)
+    current_lr = 0.0
     if saved:
         step, seconds, best, history = saved["step"], saved["seconds"], saved["best"], saved["history"]
         log(f"resuming {out_dir} at step {step} ({seconds:.0f} s); best {best['psnr']:.3f} dB")
