@@ -126,20 +126,21 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
     last_path, best_path = out_dir / "last.pth", out_dir / "best.pth"
     saved = load_checkpoint(last_path) if config.resume and last_path.exists() else None
 
-    # data: decoded once, held on the device as uint8
-    manifest = photo_manifest(config)
-    train_photos, val_photos, val_names = load_photos(manifest, config)
-    if main_process:
-        write_json_atomic(out_dir / "split.json", manifest)
-    val_items = validation_set(val_photos, config, device)
-
-    # model: the warm start's architecture and weights, or the config's network from its seed
+    # model: the warm start's architecture and weights, or the config's network from its seed (before the
+    # photos, so a network that cannot take these settings fails at once)
     model = load_model(config.init, device)[0] if config.init else UNet(config.model)
     if config.add_refine_blocks:
         model = add_refine_blocks(model, config.add_refine_blocks)
     if wants_new_head(config, model) and saved is None:
         reset_head(model)
     frozen = set_trainable(model, 1, config.freeze_epochs, config.refine_only)  # before the FLOP count
+
+    # data: decoded once, held on the device as uint8
+    manifest = photo_manifest(config)
+    train_photos, val_photos, val_names = load_photos(manifest, config)
+    if main_process:
+        write_json_atomic(out_dir / "split.json", manifest)
+    val_items = validation_set(val_photos, config, device)
     trainer = Trainer(model.train(), config, device, train_photos)
     flops = flops_per_crop(model, config.crop_size, device)
     if saved:

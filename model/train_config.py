@@ -208,6 +208,8 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise ValueError(f"channels_last and compile must be one of {list(AUTO_CHOICES)}")
     if config.add_refine_blocks and not config.init:
         raise ValueError("add_refine_blocks grows an --init network; from scratch, set refine_blocks")
+    if config.refine_only and config.freeze_epochs:
+        raise ValueError("refine_only freezes the whole trunk; freeze_epochs must then be 0")
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):

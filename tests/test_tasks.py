@@ -159,8 +159,11 @@ def test_refine_only_trains_the_grown_blocks_and_leaves_the_trunk_as_it_was(tmp_
     before, after = start.state_dict(), tuned.state_dict()
     assert all(torch.equal(before[key], after[key]) for key in before)  # the whole trunk, head included
     assert tuned.refine[0].body[-1].weight.abs().max() > 0  # the block has left the identity
-    with pytest.raises(ValueError, match="no refine blocks"):
-        train(dataclasses.replace(config, add_refine_blocks=0, out_dir=str(tmp_path / "none")))
+    no_photos = {"data_dir": str(tmp_path / "missing"), "out_dir": str(tmp_path / "none")}
+    with pytest.raises(ValueError, match="no refine blocks"):  # refused before any photo is read
+        train(dataclasses.replace(config, add_refine_blocks=0, **no_photos))
+    with pytest.raises(ValueError, match="freeze_epochs"):
+        train(dataclasses.replace(config, freeze_epochs=1, **no_photos))
 
 
 def test_colorization_trains_from_the_cli_fields(tmp_path, image_folder):
