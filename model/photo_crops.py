@@ -20,10 +20,20 @@ from model.unet import pad_bottom_right
 
 
 def read_photo(path: Path) -> torch.Tensor:
-    """One photo as a (3, H, W) uint8 tensor, upright (EXIF orientation applied)."""
+    """One photo as a (3, H, W) uint8 tensor, upright (EXIF orientation applied), by Pillow alone
+    (the GPU machine has no pypng / pillow-heif, which model/photo_io.py needs)."""
     with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image).convert("RGB")
-    return torch.from_numpy(np.asarray(upright).copy()).permute(2, 0, 1)
+        upright = ImageOps.exif_transpose(image)
+        if upright.mode.startswith("I") or upright.mode == "F":  # 16-bit or float gray
+            upright = Image.fromarray(eight_bit(np.asarray(upright), 1.0 if upright.mode == "F" else 65535.0))
+        rgb = upright.convert("RGB")
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
+
+
+def eight_bit(pixels: np.ndarray, top: float) -> np.ndarray:
+    """Pixels of [0, top] scaled to uint8: Pillow's own conversion clips 16-bit gray at 255, so a
+    16-bit PNG would train as a white image."""
+    return np.round(pixels.astype(np.float64).clip(0, top) * (255 / top)).astype(np.uint8)
 
 
 def read_photos(paths: list[Path]) -> tuple[list[torch.Tensor], list[Path]]:

@@ -60,6 +60,16 @@ def photos_of(folder):
     return read_photos(list_images(folder))[0]
 
 
+def test_deep_gray_photos_are_scaled_to_eight_bits_not_clipped(tmp_path):
+    ramp = np.linspace(0, 1, 40 * 50).reshape(40, 50)
+    Image.fromarray((ramp * 65535).round().astype(np.uint16)).save(tmp_path / "gray16.png")
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "gray32.tif")
+    photos, _ = read_photos([tmp_path / "gray16.png", tmp_path / "gray32.tif"])
+    expected = torch.from_numpy((ramp * 255).round().astype(np.uint8)).expand(3, -1, -1)
+    for photo in photos:
+        assert photo.dtype == torch.uint8 and (photo.int() - expected.int()).abs().max() <= 1
+
+
 def test_tiles_cover_every_crop_position():
     for length in (32, 33, 64, 100, 129):
         starts = tile_origins(length, side=64, stride=32)
