@@ -2,10 +2,14 @@
 
     python -m model.ship_weights runs/gpu                  # its best.pth is shipped
     python -m model.ship_weights runs/gpu runs/gpu-2       # two runs, the second from the first's weights
+    python -m model.ship_weights --average runs/a runs/b   # two runs from the same weights: their mean
 
 Each folder is one run (best.pth, history.json) of `model/train.py`, of any preset, in the order
 they ran, each warm-started from the previous one and the first from the shipped checkpoint
-(or `--base`).
+(or `--base`). With `--average` the runs are instead siblings, all started from the same
+weights, and the mean of their final weights (last.pth) is shipped: runs from one start stay
+close enough for their mean to keep what each learned (the nineteenth sitting's two arms: one
+gained at light noise, the other kept the heaviest; their mean kept both).
 The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
 `benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
 the earlier chain's train_config and history, and one `gpu_runs` entry per run (since the
@@ -61,11 +65,37 @@ def run_facts(run_dir: Path) -> dict:
     return {k: v for k, v in json.loads(history.read_text()).items() if k in RUN_FACTS}
 
 
-def ship(run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH) -> dict:
-    """Write `target` from the last run's best.pth on top of `base`'s record; return what was written."""
+def mean_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of networks' weights, in float32; integer buffers (counters) from the first."""
+    return {
+        key: torch.stack([s[key].float() for s in states]).mean(0) if value.is_floating_point() else value
+        for key, value in states[0].items()
+    }
+
+
+def siblings_mean(run_dirs: list[Path], runs: list[dict]) -> dict:
+    """The checkpoint whose weights are the mean of the runs' last.pth, once they are known to share a start."""
+    finals = [load_checkpoint(Path(d) / "last.pth") for d in run_dirs]
+    for run_dir, run, final in zip(run_dirs[1:], runs[1:], finals[1:]):
+        if run["config"].get("init") != runs[0]["config"].get("init"):
+            raise ValueError(f"{run_dir}: started from other weights than {run_dirs[0]}; only siblings average")
+        if final["model_config"] != finals[0]["model_config"]:
+            raise ValueError(f"{run_dir}: another network than {run_dirs[0]}'s; only siblings average")
+    return {"model": mean_weights([f["model"] for f in finals]), "model_config": finals[0]["model_config"]}
+
+
+def ship(
+    run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH, average: bool = False
+) -> dict:
+    """Write `target` from the last run's best.pth (or the mean of sibling runs' last.pth) on top of
+    `base`'s record; return what was written."""
     previous = load_checkpoint(base)
-    best = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
     runs = [run_facts(Path(d)) for d in run_dirs]
+    if average:
+        best = siblings_mean(run_dirs, runs)
+        runs = [{**run, "shipped": f"mean of {len(runs)} sibling runs' last weights"} for run in runs]
+    else:
+        best = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
     state = {k: v for k, v in previous.items() if k not in ("model", "format_version")}
     state["gpu_runs"] = [relative_settings(run) for run in previous.get("gpu_runs", []) + runs]
     earlier = previous.get("training_minutes", 0.0)
@@ -80,12 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (best.pth, history.json), in order")
     parser.add_argument(
+        "--average", action="store_true", help="the runs share a start: ship the mean of their final weights"
+    )
+    parser.add_argument(
         "--base", type=Path, default=C.CHECKPOINT_PATH, help="the checkpoint the first run started from"
     )
     parser.add_argument("--target", type=Path, default=C.CHECKPOINT_PATH, help="where to write (default: shipped)")
     args = parser.parse_args(argv)
     try:
-        state = ship(args.runs, args.base, args.target)
+        state = ship(args.runs, args.base, args.target, args.average)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     runs = state["gpu_runs"]

@@ -140,6 +140,36 @@ def test_ship_records_the_chain_of_runs(pack, init, tmp_path):
     load_model(tmp_path / "shipped.pth")
 
 
+def test_ship_averages_sibling_runs_and_refuses_runs_from_other_weights(pack, init, tmp_path):
+    for seed in (1, 2):
+        run(pack, init, tmp_path / f"sibling{seed}", seed=seed, lr=1e-3)
+    siblings = [tmp_path / "sibling1", tmp_path / "sibling2"]
+    state = ship(siblings, base=init, target=tmp_path / "shipped.pth", average=True)
+    finals = [load_checkpoint(d / "last.pth")["model"] for d in siblings]
+    shipped = load_checkpoint(tmp_path / "shipped.pth")
+    for key, value in finals[0].items():
+        if value.is_floating_point():
+            assert torch.equal(shipped["model"][key], ((value + finals[1][key]) / 2).half())
+    assert not torch.equal(finals[0]["out_conv.weight"], finals[1]["out_conv.weight"])  # the seeds parted them
+    seconds = sum(r["train_seconds"] for r in state["gpu_runs"])
+    assert shipped["training_minutes"] == pytest.approx(10.0 + seconds / 60, abs=0.05)
+    assert all("mean of 2" in r["shipped"] for r in shipped["gpu_runs"])
+    run(pack, tmp_path / "sibling1" / "last.pth", tmp_path / "cousin", seed=3)
+    with pytest.raises(SystemExit, match="cousin: started from other weights"):
+        ship_main(
+            [
+                "--average",
+                str(siblings[0]),
+                str(tmp_path / "cousin"),
+                "--base",
+                str(init),
+                "--target",
+                str(tmp_path / "x.pth"),
+            ]
+        )
+    assert not (tmp_path / "x.pth").exists()
+
+
 def test_shipped_settings_name_no_folder_of_the_machine_they_ran_on():
     run = {"steps": 3, "config": {"init": str(C.CHECKPOINT_PATH), "pack": "/elsewhere/pack", "lr": 1e-4}}
     assert relative_settings(run) == {
@@ -151,7 +181,7 @@ def test_shipped_settings_name_no_folder_of_the_machine_they_ran_on():
 
 def test_shipping_a_run_that_is_not_there_is_a_one_line_error(init, tmp_path):
     target = tmp_path / "shipped.pth"
-    with pytest.raises(SystemExit, match="no_run/best.pth: no such checkpoint file"):
+    with pytest.raises(SystemExit, match="no_run/history.json: no such file; is .* a run folder"):
         ship_main([str(tmp_path / "no_run"), "--base", str(init), "--target", str(target)])
     assert not target.exists()
 
