@@ -39,10 +39,10 @@ from model.photo_io import (
     PhotoError,
     fitting_metadata,
     kept_metadata,
-    pixel_array,
     read_photo,
     write_photo,
 )
+from model.pixels import pixel_array
 from model.precision import native_bf16, warn_if_emulated_bf16
 from model.tiling import apply_tiled, check_tiling, to_float
 from model.unet import UNet

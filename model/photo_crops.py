@@ -16,24 +16,22 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from model.pixels import pixel_array, rescale
 from model.unet import pad_bottom_right
 
 
 def read_photo(path: Path) -> torch.Tensor:
-    """One photo as a (3, H, W) uint8 tensor, upright (EXIF orientation applied), by Pillow alone
-    (the GPU machine has no pypng / pillow-heif, which model/photo_io.py needs)."""
+    """One photo as a (3, H, W) uint8 tensor, upright (EXIF orientation applied): decoded as the
+    denoise CLI's Pillow path decodes it (`model/pixels.py`), so 16-bit and float gray photos are
+    scaled to 8 bits, not clipped at 255 as Pillow's own conversion would (a white image)."""
     with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image)
-        if upright.mode.startswith("I") or upright.mode == "F":  # 16-bit or float gray
-            upright = Image.fromarray(eight_bit(np.asarray(upright), 1.0 if upright.mode == "F" else 65535.0))
-        rgb = upright.convert("RGB")
-    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
-
-
-def eight_bit(pixels: np.ndarray, top: float) -> np.ndarray:
-    """Pixels of [0, top] scaled to uint8: Pillow's own conversion clips 16-bit gray at 255, so a
-    16-bit PNG would train as a white image."""
-    return np.round(pixels.astype(np.float64).clip(0, top) * (255 / top)).astype(np.uint8)
+        pixels = pixel_array(ImageOps.exif_transpose(image))
+    if pixels.dtype != np.uint8:
+        pixels = rescale(pixels, np.uint8)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    colour = pixels[..., :3] if pixels.shape[2] >= 3 else pixels[..., :1].repeat(3, axis=2)  # alpha dropped
+    return torch.from_numpy(np.array(colour)).permute(2, 0, 1)  # a copy: torch needs it writable
 
 
 def read_photos(paths: list[Path]) -> tuple[list[torch.Tensor], list[Path]]:

@@ -24,13 +24,13 @@ from PIL import Image, ImageOps
 from pillow_heif import register_heif_opener
 
 from model.files import atomic_write
+from model.pixels import pixel_array, rescale
 
 MIN_SIDE = 8  # smaller images have no texture to denoise and no room for the noise estimate
 MAX_MEGAPIXELS = 100.0  # default limit; larger photos need --max-megapixels (they are tiled anyway)
 FORMATS = {"png": "PNG", "tif": "TIFF", "jpg": "JPEG", "webp": "WEBP"}
 EIGHT_BIT_FORMATS = ("jpg", "jpeg", "webp")
 ORIENTATION = 0x0112  # the EXIF tag
-STRAIGHT_ALPHA = {"La": "LA", "RGBa": "RGBA"}  # premultiplied modes, as Pillow's filters make them
 RAW_SUFFIXES = {".arw", ".cr2", ".cr3", ".dng", ".nef", ".nrw", ".orf", ".pef", ".raf", ".rw2", ".srw"}
 
 register_heif_opener()
@@ -126,24 +126,6 @@ def read_photo(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> Phot
         raw = path.suffix.lower() in RAW_SUFFIXES
         hint = "; a camera RAW file: develop it to TIFF or PNG first (darktable, RawTherapee)" if raw else ""
         raise PhotoError(f"{path}: cannot read image ({error}){hint}") from error
-
-
-def pixel_array(image: Image.Image) -> np.ndarray:
-    """The pixels of a PIL image of any mode as an H x W [x C] array: 8-bit gray and colour modes
-    as they are, 16-bit gray (I;16 in any byte order, I) as uint16, F as float32, premultiplied
-    La / RGBa made straight; other modes (palette, 1-bit, CMYK, YCbCr, LAB) as RGB, or RGBA where
-    they carry transparency."""
-    image = image.convert(STRAIGHT_ALPHA[image.mode]) if image.mode in STRAIGHT_ALPHA else image
-    if image.mode in ("L", "LA", "RGB", "RGBA", "F"):
-        return np.asarray(image)
-    if image.mode.startswith("I"):
-        pixels = np.asarray(image)
-        if pixels.min() < 0 or pixels.max() > 65535:  # 32-bit integers (mode I): a measurement, not a photo
-            raise ValueError(
-                f"integer pixels from {pixels.min()} to {pixels.max()}, outside 0-65535; scale them to 16 bits first"
-            )
-        return pixels.astype(np.uint16)
-    return np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
 
 
 def read_pixels(path: str | Path, max_megapixels: float = MAX_MEGAPIXELS) -> np.ndarray:
@@ -279,10 +261,3 @@ def deep_pixels(pixels: Image.Image | np.ndarray) -> str:
     if isinstance(pixels, np.ndarray):
         return "float" if pixels.dtype.kind == "f" else "16-bit"
     return "16-bit" if pixels.mode.startswith("I") else "float" if pixels.mode == "F" else ""
-
-
-def rescale(array: np.ndarray, dtype: type) -> np.ndarray:
-    """uint16 or float [0, 1] pixels on the full scale of `dtype` (uint8 or uint16), rounded."""
-    source_top = 1.0 if array.dtype.kind == "f" else 65535.0
-    top = np.iinfo(dtype).max
-    return np.round(array.astype(np.float64) * (top / source_top)).clip(0, top).astype(dtype)

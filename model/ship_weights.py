@@ -76,7 +76,7 @@ def mean_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
 def siblings_mean(run_dirs: list[Path], runs: list[dict]) -> dict:
     """The checkpoint whose weights are the mean of the runs' last.pth, once they are known to share a start."""
     finals = [load_checkpoint(Path(d) / "last.pth") for d in run_dirs]
-    for run_dir, run, final in zip(run_dirs[1:], runs[1:], finals[1:]):
+    for run_dir, run, final in zip(run_dirs[1:], runs[1:], finals[1:], strict=True):
         if run["config"].get("init") != runs[0]["config"].get("init"):
             raise ValueError(f"{run_dir}: started from other weights than {run_dirs[0]}; only siblings average")
         if final["model_config"] != finals[0]["model_config"]:

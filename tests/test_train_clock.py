@@ -70,6 +70,20 @@ def test_deep_gray_photos_are_scaled_to_eight_bits_not_clipped(tmp_path):
         assert photo.dtype == torch.uint8 and (photo.int() - expected.int()).abs().max() <= 1
 
 
+def test_eight_bit_photos_of_every_mode_train_as_their_rgb_pixels(tmp_path):
+    colour = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    files = []
+    for mode, suffix in (("L", "png"), ("LA", "png"), ("RGBA", "png"), ("P", "png"), ("CMYK", "tif")):
+        files.append(tmp_path / f"{mode}.{suffix}")
+        colour.convert(mode).save(files[-1])
+    photos, read = read_photos(files)
+    assert read == files
+    for photo, path in zip(photos, files, strict=True):
+        with Image.open(path) as image:
+            expected = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
+        assert torch.equal(photo, expected), path.name
+
+
 def test_tiles_cover_every_crop_position():
     for length in (32, 33, 64, 100, 129):
         starts = tile_origins(length, side=64, stride=32)
