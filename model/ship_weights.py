@@ -8,8 +8,10 @@ Each folder is one run (best.pth, history.json) of `model/train.py`, of any pres
 they ran, each warm-started from the previous one and the first from the shipped checkpoint
 (or `--base`). With `--average` the runs are instead siblings, all started from the same
 weights, and the mean of their final weights (last.pth) is shipped: runs from one start stay
-close enough for their mean to keep what each learned (the nineteenth sitting's two arms: one
-gained at light noise, the other kept the heaviest; their mean kept both).
+close enough for their mean to be a network too, often keeping what each learned (the
+nineteenth sitting: one arm gained at light noise, the other held the heaviest; their mean
+kept the heavy rows and most of the light-noise gain).
+
 The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
 `benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
 the earlier chain's train_config and history, and one `gpu_runs` entry per run (since the
