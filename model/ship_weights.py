@@ -94,16 +94,16 @@ def ship(
     previous = load_checkpoint(base)
     runs = [run_facts(Path(d)) for d in run_dirs]
     if average:
-        best = siblings_mean(run_dirs, runs)
+        chosen = siblings_mean(run_dirs, runs)
         runs = [{**run, "shipped": f"mean of {len(runs)} sibling runs' last weights"} for run in runs]
     else:
-        best = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
+        chosen = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
     state = {k: v for k, v in previous.items() if k not in ("model", "format_version")}
     state["gpu_runs"] = [relative_settings(run) for run in previous.get("gpu_runs", []) + runs]
     earlier = previous.get("training_minutes", 0.0)
     state["training_minutes"] = round(earlier + sum(r["train_seconds"] for r in runs) / 60, 1)
-    state["model"] = {k: v.to(torch.float16) for k, v in best["model"].items()}
-    state["model_config"] = best["model_config"]
+    state["model"] = {k: v.to(torch.float16) for k, v in chosen["model"].items()}
+    state["model_config"] = chosen["model_config"]
     save_checkpoint(target, **state)
     return state
 
