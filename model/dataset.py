@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from constants import IMAGE_EXTENSIONS, NOISE_SIGMA, SEED
 from model.files import atomic_write
+from model.pixels import three_channels
 from model.tasks import Denoise, Task
 from model.tiling import to_float
 from model.unet import pad_bottom_right
@@ -57,9 +58,7 @@ def load_image(path: str | Path) -> torch.Tensor:
         pixels = to_float(read_pixels(path, max_megapixels=math.inf))
     except PhotoError as error:
         raise ImageReadError(str(error)) from error
-    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-    colour = pixels[..., :3] if pixels.shape[-1] >= 3 else pixels[..., :1]  # alpha dropped; gray spread below
-    return torch.from_numpy(colour.clip(0, 1)).permute(2, 0, 1).expand(3, -1, -1).contiguous()
+    return torch.from_numpy(three_channels(pixels).clip(0, 1)).permute(2, 0, 1).contiguous()
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from model.pixels import pixel_array, rescale
+from model.pixels import pixel_array, rescale, three_channels
 from model.unet import pad_bottom_right
 
 
@@ -28,10 +28,7 @@ def read_photo(path: Path) -> torch.Tensor:
         pixels = pixel_array(ImageOps.exif_transpose(image))
     if pixels.dtype != np.uint8:
         pixels = rescale(pixels, np.uint8)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    colour = pixels[..., :3] if pixels.shape[2] >= 3 else pixels[..., :1].repeat(3, axis=2)  # alpha dropped
-    return torch.from_numpy(np.array(colour)).permute(2, 0, 1)  # a copy: torch needs it writable
+    return torch.from_numpy(np.array(three_channels(pixels))).permute(2, 0, 1)  # a copy: torch needs it writable
 
 
 def read_photos(paths: list[Path]) -> tuple[list[torch.Tensor], list[Path]]:

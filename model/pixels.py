@@ -33,3 +33,9 @@ def rescale(array: np.ndarray, dtype: type) -> np.ndarray:
     source_top = 1.0 if array.dtype.kind == "f" else 65535.0
     top = np.iinfo(dtype).max
     return np.round(array.astype(np.float64) * (top / source_top)).clip(0, top).astype(dtype)
+
+
+def three_channels(pixels: np.ndarray) -> np.ndarray:
+    """H x W x 3 pixels of an H x W [x C] array: gray spread over the three channels, alpha dropped."""
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    return pixels[..., :3] if pixels.shape[-1] >= 3 else pixels[..., :1].repeat(3, axis=-1)
