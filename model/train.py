@@ -15,8 +15,9 @@ end, so a run of any length finishes its schedule. `--stop-minutes` ends a sitti
 same command with `--resume` goes on from `last.pth`, bit for bit on the CPU.
 
 Validation is in fp32, on centre crops of the validation photos with noise seeded once (a blind
-denoiser at 5, 15, 25 and 50/255 of its range), after every epoch or every `--val-seconds`;
-with `--ema-decay` the moving average of the weights is scored too. The run folder gets
+denoiser at 5, 15, 25 and 50/255 of its range, each level also reported alone, since their mean
+hides a light-noise change), after every epoch or every `--val-seconds`; with `--ema-decay`
+the moving average of the weights is scored too. The run folder gets
 `best.pth` (the best weights so far, raw or averaged, with their config), `last.pth` (all of
 the state), `history.json` (every validation and the run's facts: device, steps, throughput)
 and `split.json` (which photos were used); `model.evaluate --run` reads it, and
@@ -103,6 +104,12 @@ def prediction_epochs(spec: str, epochs: int) -> set[int]:
 
 
 # ---------------------------------------------------------------- the loop
+
+
+def by_sigma(record: dict) -> str:
+    """A validation's PSNR per noise level for the log line ("; by sigma: 5/255 41.203, ..."), if it has them."""
+    levels = record.get("val_psnr_by_sigma", {})
+    return "; by sigma: " + ", ".join(f"{k} {v:.3f}" for k, v in levels.items()) if levels else ""
 
 
 def train(config: TrainConfig | None = None, **overrides) -> dict:
@@ -214,7 +221,10 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             record |= {"train_loss": loss_sum / max(1, loss_count), "skipped_steps": skipped}
         record |= {**trainer.validate(val_items), "frozen_levels": frozen}
         if trainer.ema is not None:
-            record["val_psnr_ema"] = trainer.validate(val_items, trainer.ema)["val_psnr"]
+            ema = trainer.validate(val_items, trainer.ema)
+            record["val_psnr_ema"] = ema["val_psnr"]
+            if "val_psnr_by_sigma" in ema:
+                record["val_psnr_ema_by_sigma"] = ema["val_psnr_by_sigma"]
         return record
 
     # the schedule: where a saved run stopped, or from the start (validating a warm start first)
@@ -227,7 +237,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         if config.init:
             history.append(validation(0, 0.0, [], 0))
             save(history[-1], 0, 0.0)
-            log(f"start: val PSNR {history[-1]['val_psnr']:.3f} dB")
+            log(f"start: val PSNR {history[-1]['val_psnr']:.3f} dB{by_sigma(history[-1])}")
     budget = 60 * config.minutes if config.minutes else None
     total_steps = config.epochs * steps_per_epoch
     stop = 60 * config.stop_minutes if config.stop_minutes > 0 else math.inf
@@ -257,7 +267,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             where = f"{record['seconds']:7.1f} s step {step}" if budget else f"epoch {record['epoch']}"
             log(
                 f"{where}: train loss {record.get('train_loss', math.nan):.4g}, val PSNR {record['val_psnr']:.3f} dB"
-                f"{ema} (input {record['val_psnr_noisy']:.2f} dB)"
+                f"{ema} (input {record['val_psnr_noisy']:.2f} dB){by_sigma(record)}"
             )
             save(record, step, seconds)
             if main_process and (record["epoch"] in drawn or (budget and finished)):

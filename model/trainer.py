@@ -184,24 +184,39 @@ class Trainer:
     def validate(self, items: list[tuple], weights: list[torch.Tensor] | None = None) -> dict:
         """Mean MSE and PSNR over this process's share of the items (the whole world's mean),
         with the model's weights or the given ones, in fp32 as people denoise: under bf16 autocast
-        scores moved with the weights' rounding by as much as a sitting gains."""
+        scores moved with the weights' rounding by as much as a sitting gains. A blind denoiser's
+        PSNR per noise level too (`val_psnr_by_sigma`, keys "5/255"...): the mean is ruled by
+        heavy noise, and a light-noise gain or loss would hide in it."""
         saved = None
         if weights is not None:
             saved = [p.detach().clone() for p in self.model.parameters()]
             copy_into(list(self.model.parameters()), weights)
         self.model.eval()
+        levels = sorted({float(sigma) for _, _, sigma in items})  # the same on every process
         mse = psnr_sum = input_sum = 0.0
+        level_sums, level_counts = dict.fromkeys(levels, 0.0), dict.fromkeys(levels, 0)
         mine = items[self.rank :: self.world_size]
         for degraded, clean, sigma in mine:
             output = self.model(degraded.contiguous(memory_format=self.layout), sigma)
             mse += (output - clean).square().mean().item()
-            psnr_sum += psnr(output.clamp(0, 1), clean).item()
+            score = psnr(output.clamp(0, 1), clean).item()
+            psnr_sum += score
+            level_sums[float(sigma)] += score
+            level_counts[float(sigma)] += 1
             input_sum += psnr(degraded, clean).item()
         self.model.train()
         if saved is not None:
             copy_into(list(self.model.parameters()), saved)
-        mse, psnr_sum, input_sum, count = distributed.all_reduce([mse, psnr_sum, input_sum, len(mine)])
-        return {"val_loss": mse / count, "val_psnr": psnr_sum / count, "val_psnr_noisy": input_sum / count}
+        totals = distributed.all_reduce(
+            [mse, psnr_sum, input_sum, len(mine), *level_sums.values(), *level_counts.values()]
+        )
+        mse, psnr_sum, input_sum, count = totals[:4]
+        result = {"val_loss": mse / count, "val_psnr": psnr_sum / count, "val_psnr_noisy": input_sum / count}
+        if len(levels) > 1:
+            sums, counts = totals[4 : 4 + len(levels)], totals[4 + len(levels) :]
+            by_level = zip(levels, sums, counts, strict=True)
+            result["val_psnr_by_sigma"] = {f"{level * 255:.3g}/255": s / n for level, s, n in by_level}
+        return result
 
     def state(self) -> dict:
         """Everything a resumed run needs besides the clock and the history."""

@@ -37,7 +37,7 @@ def weights(run_dir):
 
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, image_folder):
-    extra = ("--batch-size=8", "--epochs=2")
+    extra = ("--batch-size=8", "--epochs=2", "--sigma=0", "--sigma-max=0.5")  # blind: validated per noise level
     single = subprocess.run(
         train_command(tmp_path / "one", image_folder, *extra), cwd=ROOT, capture_output=True, text=True
     )
@@ -63,6 +63,13 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     for one, two in zip(history(tmp_path / "one"), history(tmp_path / "two"), strict=True):
         assert abs(one["train_loss"] - two["train_loss"]) < 1e-4
         assert abs(one["val_psnr"] - two["val_psnr"]) < 1e-3
+        # each rank holds other levels (items alternate), so the levels are summed over both
+        assert (
+            list(one["val_psnr_by_sigma"]) == list(two["val_psnr_by_sigma"]) == ["5/255", "15/255", "25/255", "50/255"]
+        )
+        assert all(
+            abs(one["val_psnr_by_sigma"][k] - two["val_psnr_by_sigma"][k]) < 1e-3 for k in one["val_psnr_by_sigma"]
+        )
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
     # rank 0 alone logged (and so wrote: saving sits beside the logging, on rank 0 only)

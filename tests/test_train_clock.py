@@ -132,6 +132,11 @@ def test_trains_for_seconds_on_the_cpu_and_saves_loadable_weights(pack, init, tm
     history = json.loads((out / "history.json").read_text())
     assert len(history["history"]) >= 3 and history["history"][0]["step"] == 0
     assert all(np.isfinite(h["val_psnr"]) and np.isfinite(h["val_psnr_ema"]) for h in history["history"])
+    for record in history["history"]:  # a blind denoiser: PSNR per validation level, whose mean is the PSNR
+        for key in ("val_psnr", "val_psnr_ema"):
+            levels = record[f"{key}_by_sigma"]
+            assert list(levels) == ["5/255", "15/255", "25/255", "50/255"]
+            assert levels["5/255"] > levels["50/255"] and np.mean(list(levels.values())) == pytest.approx(record[key])
     model, checkpoint = load_model(out / "best.pth")  # weights_only loading, the architecture from the file
     assert model.config == UNet(**SMALL_UNET).config
     best_score = max(max(h["val_psnr"], h["val_psnr_ema"]) for h in history["history"])
