@@ -28,10 +28,15 @@ def save_figure(figure: plt.Figure, path: str | Path) -> Path:
 
 def plot_history(history: Sequence[dict], path: str | Path) -> Path:
     """Loss (train and val) and validation PSNR against the step, side by side; a warm start's
-    first validation (before any step) has no training loss."""
+    first validation (before any step) has no training loss. A blind denoiser's history adds a
+    third panel, each noise level's change since the first validation: the mean PSNR follows
+    heavy noise, and a warm start's light-noise gain or loss shows only there."""
     trained = [h for h in history if "train_loss" in h]
     steps = [h["step"] for h in history]
-    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    by_level = [h for h in history if "val_psnr_by_sigma" in h]
+    figure, (loss_axis, psnr_axis, *level_axes) = plt.subplots(
+        1, 3 if by_level else 2, figsize=(16.5 if by_level else 11, 4)
+    )
     loss_axis.plot([h["step"] for h in trained], [h["train_loss"] for h in trained], "o-", label="train")
     loss_axis.plot(steps, [h["val_loss"] for h in history], "o-", label="validation")
     loss_axis.set(xlabel="step", ylabel="loss (validation: MSE)", title="Loss", yscale="log")
@@ -42,7 +47,15 @@ def plot_history(history: Sequence[dict], path: str | Path) -> Path:
     psnr_axis.plot(steps, [h["val_psnr_noisy"] for h in history], "--", color="gray", label="input")
     psnr_axis.set(xlabel="step", ylabel="PSNR (dB)", title="Validation PSNR")
     psnr_axis.legend()
-    for axis in (loss_axis, psnr_axis):
+    for axis in level_axes:
+        first = by_level[0]["val_psnr_by_sigma"]
+        for level, start in first.items():
+            change = [h["val_psnr_by_sigma"][level] - start for h in by_level]
+            axis.plot([h["step"] for h in by_level], change, "o-", label=f"sigma {level}")
+        axis.axhline(0.0, color="gray", linewidth=0.8)
+        axis.set(xlabel="step", ylabel="PSNR change (dB)", title="Validation PSNR per noise level, since the first")
+        axis.legend()
+    for axis in (loss_axis, psnr_axis, *level_axes):
         axis.grid(alpha=0.3)
     return save_figure(figure, path)
 

@@ -1,9 +1,10 @@
-"""Figures: grids sized to their images (no empty bands between rows), titles that say what is shown."""
+"""Figures: grids sized to their images (no empty bands between rows), titles that say what is
+shown, a blind denoiser's training curves per noise level."""
 
 import torch
 from PIL import Image
 
-from model.plots import plot_grid, plot_predictions, prediction_titles
+from model.plots import plot_grid, plot_history, plot_predictions, prediction_titles
 
 
 def test_a_grid_of_wide_images_leaves_no_empty_bands(tmp_path):
@@ -19,3 +20,11 @@ def test_predictions_are_titled_with_their_psnr(tmp_path):
     assert prediction_titles(noisy, denoised, clean, "cat") == ["cat: noisy (20.00 dB)", "denoised (40.00 dB)", "clean"]
     with Image.open(plot_predictions([noisy], [denoised], [clean], tmp_path / "p.png", names=["cat"])) as figure:
         assert figure.width > 2 * figure.height  # one row of three square images
+
+
+def test_a_blind_denoisers_history_gets_a_panel_per_noise_level(tmp_path):
+    plain = [{"step": step, "val_loss": 1e-3, "val_psnr": 30.0, "val_psnr_noisy": 20.0} for step in (0, 10)]
+    blind = [h | {"val_psnr_by_sigma": {"5/255": 41.0 + h["step"] / 50, "50/255": 30.0}} for h in plain]
+    plain_path, blind_path = plot_history(plain, tmp_path / "plain.png"), plot_history(blind, tmp_path / "blind.png")
+    with Image.open(plain_path) as two, Image.open(blind_path) as three:
+        assert three.height == two.height and three.width > 1.35 * two.width  # the third panel
