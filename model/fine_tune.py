@@ -1,5 +1,5 @@
 """Fine-tuning a trained network: a fresh output layer and gradual unfreezing for a new task,
-and refine blocks grown onto it for more capacity at full resolution."""
+and refine blocks grown onto it for more capacity at full resolution (or for light noise alone)."""
 
 from __future__ import annotations
 
@@ -40,17 +40,17 @@ def reset_head(model: UNet) -> None:
         nn.init.zeros_(model.out_conv.bias)
 
 
-def set_trainable(model: UNet, epoch: int, freeze_epochs: int, refine_only: bool = False) -> int:
+def set_trainable(model: UNet, epoch: int, freeze_epochs: int, only: str = "") -> int:
     """Freeze the encoder for `freeze_epochs` epochs, then unfreeze one level per epoch, deepest
-    first (gradual unfreezing: the generic low-level features change last). With `refine_only`
-    only the refine blocks train: they come after the whole trunk, so a step then runs no
-    backward pass through it. Returns the number of frozen encoder levels."""
+    first (gradual unfreezing: the generic low-level features change last). With `only` ("refine"
+    or "light_refine") only those blocks train: they come after the whole trunk, so a step then
+    runs no backward pass through it. Returns the number of frozen encoder levels."""
     levels = encoder_levels(model)
-    if refine_only:
-        if not model.config["refine_blocks"]:
-            raise ValueError("refine_only: this network has no refine blocks (grow some with add_refine_blocks)")
+    if only:
+        if not isinstance(getattr(model, only, None), nn.Module):
+            raise ValueError(f"training {only} only: this network has no {only} blocks (grow them first)")
         model.requires_grad_(False)
-        model.refine.requires_grad_(True)
+        getattr(model, only).requires_grad_(True)
         return len(levels)
     unfrozen = max(0, epoch - freeze_epochs) if freeze_epochs > 0 else len(levels)
     for index, level in enumerate(reversed(levels)):
@@ -61,10 +61,24 @@ def set_trainable(model: UNet, epoch: int, freeze_epochs: int, refine_only: bool
 def add_refine_blocks(model: UNet, blocks: int) -> UNet:
     """`model` with `blocks` more refine blocks (`UNetConfig.refine_blocks`). They start as the
     identity, so the grown network computes exactly what `model` did and training only adds."""
-    config = UNetConfig(**model.config)
-    grown = UNet(dataclasses.replace(config, refine_blocks=config.refine_blocks + blocks))
-    grown.to(next(model.parameters()).device)
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or not all(key.startswith("refine.") for key in missing):
+    return grown(model, "refine.", refine_blocks=model.config["refine_blocks"] + blocks)
+
+
+def add_light_refine(model: UNet, light_sigma: float) -> UNet:
+    """`model` with light-noise refine blocks (`UNetConfig.light_refine`), copies of its refine
+    blocks: the grown network computes exactly what `model` did, at every sigma."""
+    if model.config["light_refine"]:
+        raise ValueError("this network has light-noise refine blocks already")
+    light = grown(model, "light_refine.", light_refine=True, light_sigma=light_sigma)
+    light.light_refine.load_state_dict(light.refine.state_dict())
+    return light
+
+
+def grown(model: UNet, new_prefix: str, **settings) -> UNet:
+    """A network with `settings` changed, holding `model`'s weights; only names under `new_prefix` are new."""
+    bigger = UNet(dataclasses.replace(UNetConfig(**model.config), **settings))
+    bigger.to(next(model.parameters()).device)
+    missing, unexpected = bigger.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or not all(key.startswith(new_prefix) for key in missing):
         raise ValueError(f"cannot grow this network: missing {missing}, unexpected {unexpected}")
-    return grown
+    return bigger

@@ -43,7 +43,7 @@ from model.config_flags import make_parser, parse_flags
 from model.dataset import list_images
 from model.device import pick_device
 from model.files import write_json_atomic
-from model.fine_tune import add_refine_blocks, reset_head, set_trainable, wants_new_head
+from model.fine_tune import add_light_refine, add_refine_blocks, reset_head, set_trainable, wants_new_head
 from model.photo_crops import read_photos
 from model.plots import plot_history
 from model.split import default_split, load_split
@@ -138,9 +138,11 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
     model = load_model(config.init, device)[0] if config.init else UNet(config.model)
     if config.add_refine_blocks:
         model = add_refine_blocks(model, config.add_refine_blocks)
+    if config.add_light_refine:
+        model = add_light_refine(model, config.model.light_sigma)
     if wants_new_head(config, model) and saved is None:
         reset_head(model)
-    frozen = set_trainable(model, 1, config.freeze_epochs, config.refine_only)  # before the FLOP count
+    frozen = set_trainable(model, 1, config.freeze_epochs, config.trained_blocks())  # before the FLOP count
 
     # data: decoded once, held on the device as uint8
     manifest = photo_manifest(config)
@@ -278,7 +280,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
             clock = time.perf_counter() - seconds  # validation time is not training time
             if finished or elapsed >= stop:
                 break
-            frozen = set_trainable(model, record["epoch"] + 1, config.freeze_epochs, config.refine_only)
+            frozen = set_trainable(model, record["epoch"] + 1, config.freeze_epochs, config.trained_blocks())
         current_lr = learning_rate(elapsed / budget if budget else step / total_steps, config)
         loss = trainer.step(current_lr)
         if loss is None:

@@ -72,6 +72,17 @@ class TrainConfig:
     refine_only: bool = option(
         False, "train the refine blocks only, the rest frozen (a step skips the trunk's backward pass)", section=NETWORK
     )
+    add_light_refine: bool = option(
+        False,
+        "with --init: give light noise its own copy of the refine blocks, blended in by light_gate below "
+        "twice --light-sigma (the network group's flag sets the gate here)",
+        section=NETWORK,
+    )
+    light_only: bool = option(
+        False,
+        "train the light-noise refine blocks only: the output from twice light_sigma up stays as it was",
+        section=NETWORK,
+    )
     refine_lr_factor: float = option(
         1.0, "refine blocks' learning rate = lr * this (fresh blocks on a trained network need more)", section=NETWORK
     )
@@ -143,6 +154,10 @@ class TrainConfig:
             values["model"] = UNetConfig(**values["model"])
         return cls(**values)
 
+    def trained_blocks(self) -> str:
+        """The blocks that alone train (`set_trainable`'s `only`), or "" for the whole network."""
+        return "refine" if self.refine_only else "light_refine" if self.light_only else ""
+
     def make_task(self) -> Task:
         if self.task == "denoise":
             high = max(self.sigma, self.sigma_max)  # sigma_max <= sigma: a fixed noise level
@@ -208,8 +223,12 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise ValueError(f"channels_last and compile must be one of {list(AUTO_CHOICES)}")
     if config.add_refine_blocks and not config.init:
         raise ValueError("add_refine_blocks grows an --init network; from scratch, set refine_blocks")
-    if config.refine_only and config.freeze_epochs:
-        raise ValueError("refine_only freezes the whole trunk; freeze_epochs must then be 0")
+    if (config.refine_only or config.light_only) and config.freeze_epochs:
+        raise ValueError("refine_only and light_only freeze the whole trunk; freeze_epochs must then be 0")
+    if config.refine_only and config.light_only:
+        raise ValueError("refine_only and light_only each train one set of blocks: choose one")
+    if config.add_light_refine and not config.init:
+        raise ValueError("add_light_refine grows an --init network; from scratch, set light_refine")
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):

@@ -54,10 +54,10 @@ def validation_set(photos: list[torch.Tensor], config: TrainConfig, device: torc
 
 def parameter_groups(model: UNet, config: TrainConfig) -> list[dict]:
     """Adam's groups, each with its share of the learning rate: the decoder's, the encoder's and
-    (if the network has them) the refine blocks'. The first two are always there, in this order,
-    so runs saved before refine blocks existed resume."""
+    (if the network has them) the refine blocks', light noise's among them. The first two are
+    always there, in this order, so runs saved before refine blocks existed resume."""
     encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
-    refine = {id(p) for p in model.refine.parameters()} if model.config["refine_blocks"] else set()
+    refine = {id(p) for name, p in model.named_parameters() if name.startswith(("refine.", "light_refine."))}
     groups = [
         {"params": [p for p in model.parameters() if id(p) not in encoder and id(p) not in refine], "lr_scale": 1.0},
         {"params": [p for p in model.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr_factor},

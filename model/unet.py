@@ -9,6 +9,8 @@ makes the network predict the noise to subtract instead of the whole image. Thre
 convolutions down, no biases (`DRUNET_LIKE`); `BLIND_DENOISER` is the shipped network's trunk.
 `refine_blocks` adds residual blocks at full resolution before the output layer, each starting
 as the identity, so they can be grown onto a trained network without changing what it computes.
+`light_refine` gives light noise its own copy of those blocks, faded out by `light_gate` as
+sigma rises, so training it for light noise leaves heavier noise's output as it was.
 """
 
 from __future__ import annotations
@@ -138,7 +140,16 @@ class UNetConfig:
         "(full resolution holds 0.6% of the shipped network's weights; light noise is told from detail there)",
     )
 
+    light_refine: bool = option(
+        False,
+        "light noise gets its own refine blocks: their output is blended in by light_gate(sigma), "
+        "1 up to light_sigma and 0 from twice it (needs noise_level_input and refine_blocks)",
+    )
+    light_sigma: float = option(25 / 255, "with light_refine: the highest sigma that uses its blocks alone")
+
     def __post_init__(self) -> None:
+        if self.light_refine and not (self.noise_level_input and self.refine_blocks and self.light_sigma > 0):
+            raise ValueError("light_refine needs noise_level_input, refine_blocks >= 1 and light_sigma > 0")
         if self.depth < 1 or self.base_channels < 1 or self.refine_blocks < 0:
             raise ValueError(
                 f"depth and base_channels must be >= 1 and refine_blocks >= 0, "
@@ -160,6 +171,13 @@ class UNetConfig:
 # alternative of the same width
 BLIND_DENOISER = UNetConfig(base_channels=32, noise_level_input=True, residual=True, batch_norm=False)
 DRUNET_LIKE = dataclasses.replace(BLIND_DENOISER, block="residual", downsample="strided-conv", bias=False)
+
+
+def light_gate(sigma: torch.Tensor, light_sigma: float) -> torch.Tensor:
+    """The weight of the light-noise refine blocks: 1 up to `light_sigma`, falling linearly to 0
+    at twice it. Light noise is told from detail at full resolution, heavy noise needs the
+    whole trunk; a hard split by sigma lets each be trained without costing the other."""
+    return (2 - sigma / light_sigma).clamp(0, 1)
 
 
 class UNet(nn.Module):
@@ -190,6 +208,10 @@ class UNet(nn.Module):
             setattr(self, f"dec_{level + 1}", Decoder(wide, narrow, config))
         if config.refine_blocks:
             self.refine = nn.Sequential(*(identity_block(widths[0], config.bias) for _ in range(config.refine_blocks)))
+        if config.light_refine:
+            self.light_refine = nn.Sequential(
+                *(identity_block(widths[0], config.bias) for _ in range(config.refine_blocks))
+            )
         self.out_conv = nn.Conv2d(widths[0], config.out_channels, kernel_size=1, bias=config.bias)
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -213,7 +235,10 @@ class UNet(nn.Module):
         for level in range(1, self.depth + 1):
             out = getattr(self, f"dec_{level}")(out, skips.pop())
         if self.config["refine_blocks"]:
-            out = self.refine(out)
+            features, out = out, self.refine(out)
+            if self.config["light_refine"]:
+                gate = light_gate(sigma, self.config["light_sigma"])
+                out = out + gate * (self.light_refine(features) - out)
         out = self.out_conv(out)[..., :height, :width]
         if self.final_activation == "sigmoid":
             return torch.sigmoid(out)

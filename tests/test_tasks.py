@@ -166,6 +166,26 @@ def test_refine_only_trains_the_grown_blocks_and_leaves_the_trunk_as_it_was(tmp_
         train(dataclasses.replace(config, freeze_epochs=1, **no_photos))
 
 
+def test_light_only_trains_the_light_noise_blocks_and_leaves_heavier_noise_as_it_was(tmp_path, image_folder):
+    settings = {"add_refine_blocks": 1, "add_light_refine": True, "light_only": True, "light_sigma": 0.05}
+    start, config = warm_start(tmp_path, image_folder, "light-only", sigma=0.0, sigma_max=0.1, epochs=1, **settings)
+    train(config)
+    tuned, checkpoint = load_model(tmp_path / "light-only" / "last.pth")
+    assert checkpoint["model_config"] == {**start.config, "refine_blocks": 1, "light_refine": True, "light_sigma": 0.05}
+    after = tuned.state_dict()
+    assert all(torch.equal(value, after[key]) for key, value in start.state_dict().items())
+    assert torch.equal(tuned.refine[0].body[-1].weight, torch.zeros_like(tuned.refine[0].body[-1].weight))
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert not torch.equal(tuned(x, 0.02), start(x, 0.02))  # the light blocks have moved
+        assert torch.equal(tuned(x, 0.1), start(x, 0.1))  # from twice light_sigma, the start's output
+    no_photos = {"data_dir": str(tmp_path / "missing"), "out_dir": str(tmp_path / "none")}
+    with pytest.raises(ValueError, match="choose one"):
+        train(dataclasses.replace(config, refine_only=True, **no_photos))
+    with pytest.raises(ValueError, match="add_light_refine grows"):
+        train(dataclasses.replace(config, init="", add_refine_blocks=0, **no_photos))
+
+
 def test_colorization_trains_from_the_cli_fields(tmp_path, image_folder):
     config = TrainConfig(
         data_dir=str(image_folder),

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from model.fine_tune import add_refine_blocks
-from model.unet import UNet
+from model.fine_tune import add_light_refine, add_refine_blocks
+from model.unet import UNet, light_gate
 
 
 def test_default_unet_is_the_original_architecture():
@@ -78,3 +78,26 @@ def test_refine_blocks_grow_onto_a_trained_network_without_changing_what_it_comp
     assert "refine" not in dict(UNet().named_children())  # the original network has none
     with pytest.raises(ValueError, match="refine_blocks"):
         UNet(refine_blocks=-1)
+
+
+def test_light_refine_blocks_change_light_noise_only_and_start_as_the_trained_network():
+    torch.manual_seed(0)
+    blind = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+    trained = add_refine_blocks(blind, 1)
+    with torch.no_grad():
+        trained.refine[0].body[-1].weight.normal_(0, 0.01)  # a trained block, not the identity
+    light = add_light_refine(trained, light_sigma=0.1)
+    new = set(light.state_dict()) - set(trained.state_dict())
+    assert new and all(key.startswith("light_refine.") for key in new)
+    x, sigma = torch.rand(4, 3, 16, 16), torch.tensor([0.05, 0.15, 0.2, 0.5])
+    with torch.no_grad():
+        assert torch.equal(light(x, sigma), trained(x, sigma))  # the copies compute what the blocks did
+        light.light_refine[0].body[-1].weight.add_(0.01)
+        change = (light(x, sigma) - trained(x, sigma)).abs().amax(dim=(1, 2, 3))
+    assert change[0] > 0 and change[1] > 0  # light noise, and the blend up to twice light_sigma
+    assert change[2] == 0 and change[3] == 0  # heavier noise: exactly the trained network's output
+    assert light_gate(torch.tensor([0.0, 0.1, 0.15, 0.2, 0.5]), 0.1).tolist() == pytest.approx([1, 1, 0.5, 0, 0])
+    with pytest.raises(ValueError, match="already"):
+        add_light_refine(light, 0.1)
+    with pytest.raises(ValueError, match="light_refine needs"):
+        UNet(light_refine=True)  # the original network takes no sigma to gate by
