@@ -74,7 +74,17 @@ def add_light_refine(model: UNet, light_sigma: float) -> UNet:
     return light
 
 
-def grown(model: UNet, new_prefix: str, **settings) -> UNet:
+def add_light_blocks(model: UNet, blocks: int) -> UNet:
+    """`model` with `blocks` more light-noise blocks after its light copy (`UNetConfig.light_blocks`),
+    each starting as the identity: more capacity for light noise alone, same output at first."""
+    if not model.config["light_refine"]:
+        raise ValueError("this network has no light-noise refine blocks to grow (add_light_refine first)")
+    have = len(model.light_refine)
+    new = tuple(f"light_refine.{index}." for index in range(have, have + blocks))
+    return grown(model, new, light_blocks=have + blocks)
+
+
+def grown(model: UNet, new_prefix: str | tuple[str, ...], **settings) -> UNet:
     """A network with `settings` changed, holding `model`'s weights; only names under `new_prefix` are new."""
     bigger = UNet(dataclasses.replace(UNetConfig(**model.config), **settings))
     bigger.to(next(model.parameters()).device)

@@ -43,7 +43,14 @@ from model.config_flags import make_parser, parse_flags
 from model.dataset import list_images
 from model.device import pick_device
 from model.files import write_json_atomic
-from model.fine_tune import add_light_refine, add_refine_blocks, reset_head, set_trainable, wants_new_head
+from model.fine_tune import (
+    add_light_blocks,
+    add_light_refine,
+    add_refine_blocks,
+    reset_head,
+    set_trainable,
+    wants_new_head,
+)
 from model.photo_crops import read_photos
 from model.plots import plot_history
 from model.split import default_split, load_split
@@ -140,6 +147,8 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         model = add_refine_blocks(model, config.add_refine_blocks)
     if config.add_light_refine:
         model = add_light_refine(model, config.model.light_sigma)
+    if config.add_light_blocks:
+        model = add_light_blocks(model, config.add_light_blocks)
     if wants_new_head(config, model) and saved is None:
         reset_head(model)
     frozen = set_trainable(model, 1, config.freeze_epochs, config.trained_blocks())  # before the FLOP count

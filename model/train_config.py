@@ -78,6 +78,11 @@ class TrainConfig:
         "twice --light-sigma (the network group's flag sets the gate here)",
         section=NETWORK,
     )
+    add_light_blocks: int = option(
+        0,
+        "with --init: grow this many blocks onto its light-noise copy (they start as the identity)",
+        section=NETWORK,
+    )
     light_only: bool = option(
         False,
         "train the light-noise refine blocks only: the output from twice light_sigma up stays as it was",
@@ -227,8 +232,8 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise ValueError("refine_only and light_only freeze the whole trunk; freeze_epochs must then be 0")
     if config.refine_only and config.light_only:
         raise ValueError("refine_only and light_only each train one set of blocks: choose one")
-    if config.add_light_refine and not config.init:
-        raise ValueError("add_light_refine grows an --init network; from scratch, set light_refine")
+    if (config.add_light_refine or config.add_light_blocks) and not config.init:
+        raise ValueError("add_light_refine and add_light_blocks grow an --init network; from scratch, set light_refine")
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):

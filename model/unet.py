@@ -10,7 +10,8 @@ convolutions down, no biases (`DRUNET_LIKE`); `BLIND_DENOISER` is the shipped ne
 `refine_blocks` adds residual blocks at full resolution before the output layer, each starting
 as the identity, so they can be grown onto a trained network without changing what it computes.
 `light_refine` gives light noise its own copy of those blocks, faded out by `light_gate` as
-sigma rises, so training it for light noise leaves heavier noise's output as it was.
+sigma rises, so training it for light noise leaves heavier noise's output as it was;
+`light_blocks` lets that copy grow deeper than the blocks it was copied from.
 """
 
 from __future__ import annotations
@@ -146,10 +147,15 @@ class UNetConfig:
         "1 up to light_sigma and 0 from twice it (needs noise_level_input and refine_blocks)",
     )
     light_sigma: float = option(25 / 255, "with light_refine: the highest sigma that uses its blocks alone")
+    light_blocks: int = option(
+        0, "with light_refine: how many light-noise blocks (0: as many as refine_blocks, the copy's count)"
+    )
 
     def __post_init__(self) -> None:
         if self.light_refine and not (self.noise_level_input and self.refine_blocks and self.light_sigma > 0):
             raise ValueError("light_refine needs noise_level_input, refine_blocks >= 1 and light_sigma > 0")
+        if self.light_blocks < 0 or (self.light_blocks and not self.light_refine):
+            raise ValueError(f"light_blocks needs light_refine and must be >= 0, got {self.light_blocks}")
         if self.depth < 1 or self.base_channels < 1 or self.refine_blocks < 0:
             raise ValueError(
                 f"depth and base_channels must be >= 1 and refine_blocks >= 0, "
@@ -209,9 +215,8 @@ class UNet(nn.Module):
         if config.refine_blocks:
             self.refine = nn.Sequential(*(identity_block(widths[0], config.bias) for _ in range(config.refine_blocks)))
         if config.light_refine:
-            self.light_refine = nn.Sequential(
-                *(identity_block(widths[0], config.bias) for _ in range(config.refine_blocks))
-            )
+            light_blocks = config.light_blocks or config.refine_blocks
+            self.light_refine = nn.Sequential(*(identity_block(widths[0], config.bias) for _ in range(light_blocks)))
         self.out_conv = nn.Conv2d(widths[0], config.out_channels, kernel_size=1, bias=config.bias)
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:

@@ -182,7 +182,7 @@ def test_light_only_trains_the_light_noise_blocks_and_leaves_heavier_noise_as_it
     no_photos = {"data_dir": str(tmp_path / "missing"), "out_dir": str(tmp_path / "none")}
     with pytest.raises(ValueError, match="choose one"):
         train(dataclasses.replace(config, refine_only=True, **no_photos))
-    with pytest.raises(ValueError, match="add_light_refine grows"):
+    with pytest.raises(ValueError, match="add_light_refine and add_light_blocks grow"):
         train(dataclasses.replace(config, init="", add_refine_blocks=0, **no_photos))
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from model.fine_tune import add_light_refine, add_refine_blocks
+from model.fine_tune import add_light_blocks, add_light_refine, add_refine_blocks
 from model.unet import UNet, light_gate
 
 
@@ -101,3 +101,27 @@ def test_light_refine_blocks_change_light_noise_only_and_start_as_the_trained_ne
         add_light_refine(light, 0.1)
     with pytest.raises(ValueError, match="light_refine needs"):
         UNet(light_refine=True)  # the original network takes no sigma to gate by
+
+
+def test_light_blocks_grow_the_light_copy_deeper_without_changing_what_it_computes():
+    torch.manual_seed(0)
+    blind = UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False)
+    light = add_light_refine(add_refine_blocks(blind, 1), light_sigma=0.1)
+    with torch.no_grad():
+        light.light_refine[0].body[-1].weight.normal_(0, 0.01)  # a trained copy
+    deeper = add_light_blocks(light, 2)
+    assert (len(deeper.light_refine), len(deeper.refine), deeper.config["light_blocks"]) == (3, 1, 3)
+    new = set(deeper.state_dict()) - set(light.state_dict())
+    assert new and all(key.startswith(("light_refine.1.", "light_refine.2.")) for key in new)
+    x, sigma = torch.rand(3, 3, 16, 16), torch.tensor([0.05, 0.15, 0.3])
+    with torch.no_grad():
+        assert torch.equal(deeper(x, sigma), light(x, sigma))
+        deeper.light_refine[2].body[-1].weight.add_(0.01)
+        change = (deeper(x, sigma) - light(x, sigma)).abs().amax(dim=(1, 2, 3))
+    assert change[0] > 0 and change[1] > 0 and change[2] == 0  # the gate still guards heavy noise
+    assert len(UNet(**deeper.config).light_refine) == 3  # the config rebuilds it
+    assert len(UNet(**light.config).light_refine) == 1  # light_blocks 0: as many as refine_blocks
+    with pytest.raises(ValueError, match="no light-noise"):
+        add_light_blocks(add_refine_blocks(blind, 1), 1)
+    with pytest.raises(ValueError, match="light_blocks needs light_refine"):
+        UNet(light_blocks=2)
