@@ -79,12 +79,10 @@ def add_light_blocks(model: UNet, blocks: int) -> UNet:
     each starting as the identity: more capacity for light noise alone, same output at first."""
     if not model.config["light_refine"]:
         raise ValueError("this network has no light-noise refine blocks to grow (add_light_refine first)")
-    have = len(model.light_refine)
-    new = tuple(f"light_refine.{index}." for index in range(have, have + blocks))
-    return grown(model, new, light_blocks=have + blocks)
+    return grown(model, "light_refine.", light_blocks=len(model.light_refine) + blocks)
 
 
-def grown(model: UNet, new_prefix: str | tuple[str, ...], **settings) -> UNet:
+def grown(model: UNet, new_prefix: str, **settings) -> UNet:
     """A network with `settings` changed, holding `model`'s weights; only names under `new_prefix` are new."""
     bigger = UNet(dataclasses.replace(UNetConfig(**model.config), **settings))
     bigger.to(next(model.parameters()).device)
