@@ -7,6 +7,7 @@ torch's hub cache and fails with a clear message when they are missing; any feat
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -34,13 +35,17 @@ PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_l
 SIGMA_FLOOR = 2 / 255  # below it a crop's weight stops growing (sigma -> 0 would weigh it without bound)
 
 
-def noise_weighted_mse(output: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Each crop's squared error divided by its noise variance (sigma floored at SIGMA_FLOOR).
+def noise_weighted_mse(
+    output: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor, floor: float = SIGMA_FLOOR
+) -> torch.Tensor:
+    """Each crop's squared error divided by its noise variance (sigma floored at `floor`).
 
     It is the share of the noise power left in the output, so a crop at 5/255 counts as much as
-    one at 50/255; in a plain MSE the latter's error is ~100 times larger and rules every step."""
+    one at 50/255; in a plain MSE the latter's error is ~100 times larger and rules every step.
+    A higher floor is a middle way: crops up to it weigh the same, as in a plain MSE, and only
+    the heavier ones are scaled down."""
     per_crop = (output - target).pow(2).mean(dim=tuple(range(1, output.ndim)))
-    return (per_crop / sigma.clamp(min=SIGMA_FLOOR) ** 2).mean()
+    return (per_crop / sigma.clamp(min=floor) ** 2).mean()
 
 
 NOISE_WEIGHTED_LOSSES = {"mse-per-variance": noise_weighted_mse}  # they take each crop's sigma too
@@ -79,11 +84,18 @@ class PerceptualLoss(nn.Module):
 class TrainingLoss(nn.Module):
     """A pixel loss plus `perceptual_weight` times the perceptual loss (if the weight is > 0)."""
 
-    def __init__(self, pixel: str = "mse", perceptual_weight: float = 0.0, features: nn.Module | None = None):
+    def __init__(
+        self,
+        pixel: str = "mse",
+        perceptual_weight: float = 0.0,
+        features: nn.Module | None = None,
+        sigma_floor: float = SIGMA_FLOOR,
+    ):
         super().__init__()
         if pixel not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {pixel!r}")
-        self.pixel, self.weighs_noise = LOSSES[pixel], pixel in NOISE_WEIGHTED_LOSSES
+        self.weighs_noise = pixel in NOISE_WEIGHTED_LOSSES
+        self.pixel = partial(LOSSES[pixel], floor=sigma_floor) if self.weighs_noise else LOSSES[pixel]
         self.perceptual_weight = perceptual_weight
         self.perceptual = PerceptualLoss(features) if perceptual_weight > 0 else None
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import constants as C
 from model.config_flags import group, option
 from model.fine_tune import RESET_HEAD_CHOICES
-from model.losses import LOSSES
+from model.losses import LOSSES, SIGMA_FLOOR
 from model.precision import AMP_CHOICES
 from model.tasks import Colorize, Denoise, SuperResolution, Task
 from model.unet import UNetConfig
@@ -122,6 +122,11 @@ class TrainConfig:
         tuple(LOSSES),
         LOSS,
     )
+    loss_sigma_floor: float = option(
+        SIGMA_FLOOR,
+        "mse-per-variance: lower sigmas weigh as this one (higher: heavy noise keeps more weight)",
+        section=LOSS,
+    )
     perceptual_weight: float = option(
         0.0, "> 0: add a VGG16 feature loss (needs the ImageNet weights locally)", section=LOSS
     )
@@ -222,6 +227,8 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise FileExistsError(f"{config.out_dir}: already holds a run; pass resume=True (--resume) or another out_dir")
     if config.loss not in LOSSES or config.amp not in AMP_CHOICES:
         raise ValueError(f"loss must be one of {list(LOSSES)} and amp one of {list(AMP_CHOICES)}")
+    if config.loss_sigma_floor <= 0:
+        raise ValueError(f"loss_sigma_floor must be > 0, got {config.loss_sigma_floor}")
     if config.reset_head not in RESET_HEAD_CHOICES:
         raise ValueError(f"reset_head must be one of {list(RESET_HEAD_CHOICES)}, got {config.reset_head!r}")
     if config.channels_last not in AUTO_CHOICES or config.compile not in AUTO_CHOICES:

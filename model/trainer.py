@@ -105,7 +105,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr, fused=device.type == "cuda")
         # fp16 needs loss scaling so small gradients do not flush to zero; bf16 has fp32's range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
-        self.loss_function = TrainingLoss(config.loss, config.perceptual_weight).to(device)
+        self.loss_function = TrainingLoss(
+            config.loss, config.perceptual_weight, sigma_floor=config.loss_sigma_floor
+        ).to(device)
         self.ema = [p.detach().clone() for p in model.parameters()] if config.ema_decay > 0 else None
         # gradients are averaged over processes in backward(); one process trains the model as is
         self.net = DistributedDataParallel(model) if self.world_size > 1 else model

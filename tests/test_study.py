@@ -10,10 +10,10 @@ import torch
 
 from model.dead_leaves import dead_leaves, dead_leaves_set
 from model.fine_tune import reset_head
-from model.losses import SIGMA_FLOOR, noise_weighted_mse
+from model.losses import SIGMA_FLOOR, TrainingLoss, noise_weighted_mse
 from model.photo_crops import CropSampler
 from model.study import ARMS, BASELINE, SIGMAS, run_study
-from model.train_config import TrainConfig
+from model.train_config import TrainConfig, check_config
 from model.trainer import Trainer
 from model.unet import BLIND_DENOISER, DRUNET_LIKE, UNet
 from tests.conftest import make_folder
@@ -38,6 +38,18 @@ def test_noise_weighted_mse_counts_every_noise_level_the_same():
     assert per_crop[0].item() == pytest.approx(per_crop[1].item()) == pytest.approx(0.09)
     floored = noise_weighted_mse(torch.full((1, 3, 4, 4), 0.01), torch.zeros(1, 3, 4, 4), torch.zeros(1))
     assert floored.item() == pytest.approx(0.01**2 / SIGMA_FLOOR**2)
+
+
+def test_a_higher_sigma_floor_weighs_light_crops_like_a_plain_mse_and_scales_down_only_heavy_ones(tmp_path):
+    target, sigma = torch.zeros(3, 3, 8, 8), torch.tensor([2 / 255, 5 / 255, 40 / 255])
+    output = torch.full_like(target, 0.02)  # the same error in every crop
+    loss = TrainingLoss("mse-per-variance", sigma_floor=10 / 255)
+    per_crop = [loss(output[i : i + 1], target[i : i + 1], sigma[i : i + 1]).item() for i in range(3)]
+    assert per_crop[0] == pytest.approx(per_crop[1]) == pytest.approx(0.02**2 / (10 / 255) ** 2)
+    assert per_crop[2] == pytest.approx(per_crop[1] / 16)  # 40/255 is 4x the floor
+    assert TrainingLoss("mse-per-variance")(output[:1], target[:1], sigma[:1]).item() > 20 * per_crop[0]
+    with pytest.raises(ValueError, match="loss_sigma_floor"):
+        check_config(TrainConfig(loss_sigma_floor=0.0, out_dir=str(tmp_path)), world_size=1)
 
 
 def test_dead_leaves_are_reproducible_covered_and_coloured_from_the_palette():
