@@ -91,6 +91,11 @@ class TrainConfig:
     refine_lr_factor: float = option(
         1.0, "refine blocks' learning rate = lr * this (fresh blocks on a trained network need more)", section=NETWORK
     )
+    light_lr_factor: float = option(
+        0.0,
+        "> 0: the light-noise blocks' learning rate = lr * this, and refine_lr_factor the other refine blocks' only",
+        section=NETWORK,
+    )
     sigma: float = option(C.NOISE_SIGMA, "noise sigma on the [0, 1] scale (the lowest, with sigma_max)", section=NOISE)
     sigma_max: float = option(
         -1.0, "> sigma: train on every sigma in [sigma, sigma_max] (a blind denoiser)", section=NOISE

@@ -54,18 +54,22 @@ def validation_set(photos: list[torch.Tensor], config: TrainConfig, device: torc
 
 def parameter_groups(model: UNet, config: TrainConfig) -> list[dict]:
     """Adam's groups, each with its share of the learning rate: the decoder's, the encoder's and
-    (if the network has them) the refine blocks', light noise's among them. The first two are
-    always there, in this order, so runs saved before refine blocks existed resume."""
+    (if the network has them) the refine blocks', light noise's among them unless
+    `light_lr_factor` gives those a group of their own (the light copy needs a rate the heavy
+    blocks do not). The first two are always there, in this order, so runs saved before refine
+    blocks existed resume."""
+    own_group = config.light_lr_factor > 0
     encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
-    refine = {id(p) for name, p in model.named_parameters() if name.startswith(("refine.", "light_refine."))}
+    light = {id(p) for name, p in model.named_parameters() if own_group and name.startswith("light_refine.")}
+    refine = {id(p) for name, p in model.named_parameters() if name.startswith(("refine.", "light_refine."))} - light
+    elsewhere = encoder | refine | light
     groups = [
-        {"params": [p for p in model.parameters() if id(p) not in encoder and id(p) not in refine], "lr_scale": 1.0},
+        {"params": [p for p in model.parameters() if id(p) not in elsewhere], "lr_scale": 1.0},
         {"params": [p for p in model.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr_factor},
     ]
-    if refine:
-        groups.append(
-            {"params": [p for p in model.parameters() if id(p) in refine], "lr_scale": config.refine_lr_factor}
-        )
+    for members, scale in ((refine, config.refine_lr_factor), (light, config.light_lr_factor)):
+        if members:
+            groups.append({"params": [p for p in model.parameters() if id(p) in members], "lr_scale": scale})
     return groups
 
 

@@ -186,6 +186,21 @@ def test_light_only_trains_the_light_noise_blocks_and_leaves_heavier_noise_as_it
         train(dataclasses.replace(config, init="", add_refine_blocks=0, **no_photos))
 
 
+def test_light_lr_factor_gives_the_light_blocks_a_rate_of_their_own(tmp_path, image_folder):
+    settings = {"add_refine_blocks": 1, "add_light_refine": True, "light_sigma": 0.05, "refine_lr_factor": 1.0}
+    _, config = warm_start(tmp_path, image_folder, "split", sigma=0.0, sigma_max=0.2, epochs=1, **settings)
+    train(dataclasses.replace(config, light_lr_factor=30.0))
+    tuned, checkpoint = load_model(tmp_path / "split" / "last.pth")
+    groups = checkpoint["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 1.0, 1.0, 30.0]
+    assert groups[3]["lr"] == pytest.approx(30 * groups[2]["lr"])
+    light = {id(p) for p in tuned.light_refine.parameters()}
+    assert len(groups[3]["params"]) == len(light) and len(groups[2]["params"]) == len(list(tuned.refine.parameters()))
+    train(dataclasses.replace(config, light_lr_factor=30.0, epochs=2, resume=True))  # and it resumes
+    train(dataclasses.replace(config, out_dir=str(tmp_path / "one-group")))
+    assert len(load_model(tmp_path / "one-group" / "last.pth")[1]["optimizer"]["param_groups"]) == 3  # as before
+
+
 def test_colorization_trains_from_the_cli_fields(tmp_path, image_folder):
     config = TrainConfig(
         data_dir=str(image_folder),
