@@ -3,6 +3,7 @@
     python -m model.ship_weights runs/gpu                  # its best.pth is shipped
     python -m model.ship_weights runs/gpu runs/gpu-2       # two runs, the second from the first's weights
     python -m model.ship_weights --average runs/a runs/b   # two runs from the same weights: their mean
+    python -m model.ship_weights runs/cpu --fraction 0.75  # 3/4 of the way from the start to its best
 
 Each folder is one run (best.pth, history.json) of `model/train.py`, of any preset, in the order
 they ran, each warm-started from the previous one and the first from the shipped checkpoint
@@ -10,7 +11,9 @@ they ran, each warm-started from the previous one and the first from the shipped
 weights, and the mean of their final weights (last.pth) is shipped: runs from one start stay
 close enough for their mean to be a network too, often keeping what each learned (the
 nineteenth sitting: one arm gained at light noise, the other held the heaviest; their mean
-kept the heavy rows and most of the light-noise gain).
+kept the heavy rows and most of the light-noise gain). With `--fraction F` the weights shipped
+lie F of the way from `--base` to those the runs would ship: `model/interpolate.py` picks F on
+validation, where a sitting's light-noise gain comes sooner than its heavy-noise loss.
 
 The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
 `benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
@@ -29,6 +32,7 @@ import torch
 import constants as C
 from model.checkpoint import CheckpointError, load_checkpoint, repo_relative, save_checkpoint
 from model.config_flags import make_parser
+from model.interpolate import toward
 
 RUN_FACTS = (
     "device",
@@ -87,10 +91,16 @@ def siblings_mean(run_dirs: list[Path], runs: list[dict]) -> dict:
 
 
 def ship(
-    run_dirs: list[Path], base: Path = C.CHECKPOINT_PATH, target: Path = C.CHECKPOINT_PATH, average: bool = False
+    run_dirs: list[Path],
+    base: Path = C.CHECKPOINT_PATH,
+    target: Path = C.CHECKPOINT_PATH,
+    average: bool = False,
+    fraction: float = 1.0,
 ) -> dict:
-    """Write `target` from the last run's best.pth (or the mean of sibling runs' last.pth) on top of
-    `base`'s record; return what was written."""
+    """Write `target` from the last run's best.pth (or the mean of sibling runs' last.pth), moved
+    `fraction` of the way from `base`, on top of `base`'s record; return what was written."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction {fraction:g}: must be in (0, 1]")
     previous = load_checkpoint(base)
     runs = [run_facts(Path(d)) for d in run_dirs]
     if average:
@@ -98,6 +108,12 @@ def ship(
         runs = [{**run, "shipped": f"mean of {len(runs)} sibling runs' last weights"} for run in runs]
     else:
         chosen = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
+    if fraction < 1:
+        chosen["model"] = toward(previous["model"], chosen["model"], fraction)
+        to = "the last run's best weights"
+        runs = [
+            {**run, "shipped": f"{fraction:g} of the way from the start to {run.get('shipped', to)}"} for run in runs
+        ]
     state = {k: v for k, v in previous.items() if k not in ("model", "format_version")}
     state["gpu_runs"] = [relative_settings(run) for run in previous.get("gpu_runs", []) + runs]
     earlier = previous.get("training_minutes", 0.0)
@@ -118,9 +134,12 @@ def main(argv: list[str] | None = None) -> None:
         "--base", type=Path, default=C.CHECKPOINT_PATH, help="the checkpoint the first run started from"
     )
     parser.add_argument("--target", type=Path, default=C.CHECKPOINT_PATH, help="where to write (default: shipped)")
+    parser.add_argument(
+        "--fraction", type=float, default=1.0, help="how far from --base toward the runs' weights (model.interpolate)"
+    )
     args = parser.parse_args(argv)
     try:
-        state = ship(args.runs, args.base, args.target, args.average)
+        state = ship(args.runs, args.base, args.target, args.average, args.fraction)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     runs = state["gpu_runs"]

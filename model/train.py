@@ -93,15 +93,20 @@ def photo_manifest(config: TrainConfig) -> dict:
     return default_split(root, config.seed)
 
 
-def load_photos(manifest: dict, config: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
-    """(train photos, val photos, val names), decoded once as (3, H, W) uint8."""
+def load_validation_photos(manifest: dict, config: TrainConfig) -> tuple[list[torch.Tensor], list[str]]:
+    """(val photos, their names), decoded once as (3, H, W) uint8."""
     root = Path(manifest["root"])
-    train, _ = read_photos([root / name for name in manifest["train"]])
     val_paths = list_images(Path(config.val_dir)) if config.val_dir else [root / name for name in manifest["val"]]
     if not val_paths:
         raise ValueError(f"{config.val_dir or root}: no validation photos; name a folder of them with --val-dir")
     val, kept = read_photos(val_paths)
-    return train, val, [path.name for path in kept]
+    return val, [path.name for path in kept]
+
+
+def load_photos(manifest: dict, config: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
+    """(train photos, val photos, val names), decoded once as (3, H, W) uint8."""
+    train, _ = read_photos([Path(manifest["root"]) / name for name in manifest["train"]])
+    return train, *load_validation_photos(manifest, config)
 
 
 def prediction_epochs(spec: str, epochs: int) -> set[int]:

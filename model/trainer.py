@@ -38,15 +38,18 @@ def validation_tasks(task: Task) -> list[Task]:
     return [Denoise((s, s), 1.0, task.clip) for s in levels or [(low + high) / 2]]
 
 
-def validation_set(photos: list[torch.Tensor], config: TrainConfig, device: torch.device) -> list[tuple]:
-    """(input, clean, sigma) per photo and validation task: centre crops degraded once, with the
-    project's seed whatever the run's, so runs with different seeds score the same inputs."""
+def validation_set(
+    photos: list[torch.Tensor], config: TrainConfig, device: torch.device, tasks: list[Task] | None = None
+) -> list[tuple]:
+    """(input, clean, sigma) per photo and validation task (the run's, or `tasks`): centre crops
+    degraded once, with the project's seed whatever the run's, so runs with different seeds score
+    the same inputs."""
     generator = torch.Generator().manual_seed(C.SEED)
     items = []
     for photo in photos:
         left, top, right, bottom = centre_box(photo.shape[-1], photo.shape[-2], config.eval_crop_size)
         clean = photo[:, top:bottom, left:right].float()[None] / 255
-        for task in validation_tasks(config.make_task()):
+        for task in tasks or validation_tasks(config.make_task()):
             degraded, sigma = task.degrade_batch(clean, generator)
             items.append((degraded.to(device), clean.to(device), sigma.to(device)))
     return items

@@ -12,10 +12,13 @@ from PIL import Image
 import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import list_images
+from model.interpolate import largest_within, level_scores, toward
+from model.interpolate import main as interpolate_main
 from model.metrics import psnr
 from model.photo_crops import CropSampler, read_photos, tile_origins
 from model.ship_weights import main as ship_main
 from model.ship_weights import relative_settings, ship
+from model.tasks import Denoise
 from model.train import TrainConfig, load_photos, main, photo_manifest, train
 from model.train_gpu import translate
 from model.trainer import Trainer, learning_rate, validation_set
@@ -187,6 +190,68 @@ def test_ship_averages_sibling_runs_and_refuses_runs_from_other_weights(pack, in
             ]
         )
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_ship_a_fraction_of_the_way_from_the_start_to_the_runs_weights(pack, init, tmp_path):
+    run(pack, init, tmp_path / "run", lr=1e-3)
+    ship([tmp_path / "run"], base=init, target=tmp_path / "shipped.pth", fraction=0.25)
+    start, best = load_checkpoint(init)["model"], load_checkpoint(tmp_path / "run" / "best.pth")["model"]
+    shipped = load_checkpoint(tmp_path / "shipped.pth")
+    weight = "out_conv.weight"
+    assert not torch.equal(start[weight], best[weight])  # the run moved it
+    assert torch.equal(shipped["model"][weight], (start[weight] + 0.25 * (best[weight] - start[weight])).half())
+    assert "0.25 of the way from the start" in shipped["gpu_runs"][-1]["shipped"]
+    for fraction in ("0", "1.5"):
+        with pytest.raises(SystemExit, match=f"fraction {fraction}: must be in"):
+            ship_main(
+                [
+                    str(tmp_path / "run"),
+                    "--base",
+                    str(init),
+                    "--target",
+                    str(tmp_path / "x.pth"),
+                    "--fraction",
+                    fraction,
+                ]
+            )
+    assert not (tmp_path / "x.pth").exists()
+
+
+def test_weights_between_two_networks_of_one_kind_only():
+    start, end = UNet(**SMALL_UNET).state_dict(), UNet(**SMALL_UNET).state_dict()
+    middle = toward(start, end, 0.5)
+    assert torch.allclose(middle["out_conv.weight"], (start["out_conv.weight"] + end["out_conv.weight"]) / 2)
+    assert torch.equal(toward(start, end, 0.0)["out_conv.weight"], start["out_conv.weight"])
+    with pytest.raises(ValueError, match="different layers"):
+        toward(start, UNet(**{**SMALL_UNET, "depth": 3}).state_dict(), 0.5)
+
+
+def test_the_fraction_chosen_is_the_largest_with_no_level_down_by_more_than_the_tolerance():
+    rows = {
+        0.0: {"5/255": 40.0, "0.5": 25.0},
+        0.5: {"5/255": 40.1, "0.5": 24.99},
+        1.0: {"5/255": 40.2, "0.5": 24.95},
+    }
+    assert largest_within(rows, 0.02) == 0.5
+    assert largest_within(rows, 0.05) == 1.0
+    assert largest_within(rows, 0.001) == 0.0  # none: the start
+
+
+def test_interpolate_scores_points_between_start_and_run_on_its_validation_photos(pack, init, tmp_path, capsys):
+    run(pack, init, tmp_path / "run", lr=1e-3)
+    argv = [str(tmp_path / "run"), "--base", str(init), "--fractions", "0.5", "1", "--levels", "5/255", "0.5"]
+    interpolate_main(argv)
+    result = json.loads((tmp_path / "run" / "interpolation.json").read_text())
+    assert list(result["psnr"]) == ["0.0", "0.5", "1.0"]
+    config = TrainConfig(data_dir=str(pack), eval_crop_size=48)
+    _, photos, _ = load_photos(photo_manifest(config), config)
+    items = validation_set(photos, config, torch.device("cpu"), [Denoise((s, s)) for s in (5 / 255, 0.5)])
+    for fraction, weights in (("0.0", init), ("1.0", tmp_path / "run" / "best.pth")):
+        expected = level_scores(load_model(weights)[0], items)
+        assert result["psnr"][fraction]["5/255"] == pytest.approx(expected[min(expected)], abs=1e-4)
+        assert result["psnr"][fraction]["0.5"] == pytest.approx(expected[max(expected)], abs=1e-4)
+    assert result["chosen"] == largest_within({float(f): row for f, row in result["psnr"].items()}, 0.02)
+    assert "| fraction | 5/255 | 0.5 |" in capsys.readouterr().out
 
 
 def test_shipped_settings_name_no_folder_of_the_machine_they_ran_on():
