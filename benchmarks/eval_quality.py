@@ -21,7 +21,10 @@ name and sigma. Every output is clipped to [0, 1] before scoring. Methods:
   the 8 flips and rotations of the input (`denoise(..., ensemble=True)`); ours (blind) given
   the sigma that model/noise_level.py estimates.
 
-Time per megapixel is the mean over all images and sigmas, on this machine's CPU.
+Time per megapixel is the mean over all images and sigmas, on this machine's CPU. With
+--previous, each row's change (ours minus previous) follows the table to 0.001 dB, finer than
+the table's 0.01 and the shipping rule's 0.02 bound; with the CBM3D column too, the rule's verdict:
+new weights ship when the worst row's margin to CBM3D rises and no row falls by more than 0.02 dB.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ SIGMAS = {"5/255": 5 / 255, "10/255": 10 / 255, "15/255": 15 / 255, "25/255": 25
 ORIGINAL_RECIPE = C.RUNS_DIR / "original_recipe" / "best.pth"
 NLM_STRENGTHS = (0.4, 0.6, 0.8, 1.0, 1.2)  # h = strength * sigma, chosen per sigma on NLM_TUNING_PHOTO
 NLM_TUNING_PHOTO = "rocket"  # a training photo, never an evaluation one
+SHIPPING_TOLERANCE = 0.02  # dB: how far any row may fall when new weights replace the shipped ones
 
 
 def standard_photos() -> dict[str, np.ndarray]:
@@ -166,6 +170,21 @@ def markdown(rows: list[dict], per_megapixel: dict) -> str:
     return "\n".join(lines)
 
 
+def changes(rows: list[dict]) -> str:
+    """Ours minus previous per row to 0.001 dB, and, if the rows hold CBM3D, the shipping rule's
+    verdict: the worst row's margin to CBM3D rises and no row falls more than SHIPPING_TOLERANCE."""
+    lines = [f"{r['set']} {r['sigma']}: ours - previous {r['ours'][0] - r['previous'][0]:+.3f} dB" for r in rows]
+    fall = min(r["ours"][0] - r["previous"][0] for r in rows)
+    if all("CBM3D" in r for r in rows):
+        before, after = (min(r[name][0] - r["CBM3D"][0] for r in rows) for name in ("previous", "ours"))
+        holds = after > before and fall >= -SHIPPING_TOLERANCE
+        lines.append(
+            f"shipping rule: worst margin to CBM3D {before:+.3f} -> {after:+.3f} dB, largest fall {fall:+.3f} dB: "
+            + ("holds" if holds else "fails")
+        )
+    return "\n".join(lines)
+
+
 def machine() -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
@@ -191,6 +210,8 @@ def main() -> None:
         raise SystemExit(f"error: {error}") from None
     print(f"\nPSNR (dB) / SSIM, mean per image; {datetime.date.today()}, {machine()}\n")
     print(markdown(rows, per_megapixel))
+    if args.previous is not None and all("ours" in row and "previous" in row for row in rows):
+        print("\n" + changes(rows))
 
 
 if __name__ == "__main__":

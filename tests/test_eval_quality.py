@@ -1,0 +1,29 @@
+"""The shipping rule as benchmarks/eval_quality.py checks it: worst margin to CBM3D up, no row down 0.02 dB."""
+
+from benchmarks.eval_quality import changes
+
+
+def rows(ours_5: float, ours_50: float) -> list[dict]:
+    return [
+        {"set": "standard", "sigma": "5/255", "CBM3D": (40.0, 0.9), "previous": (39.5, 0.9), "ours": (ours_5, 0.9)},
+        {"set": "standard", "sigma": "50/255", "CBM3D": (28.0, 0.8), "previous": (28.5, 0.8), "ours": (ours_50, 0.8)},
+    ]
+
+
+def test_each_row_s_change_is_shown_finer_than_the_rules_bound():
+    text = changes(rows(39.5604, 28.4796))
+    assert "standard 5/255: ours - previous +0.060 dB" in text
+    assert "standard 50/255: ours - previous -0.020 dB" in text
+
+
+def test_the_rule_holds_when_the_worst_row_rises_and_no_row_falls_more_than_the_bound():
+    assert changes(rows(39.56, 28.485)).endswith(
+        "worst margin to CBM3D -0.500 -> -0.440 dB, largest fall -0.015 dB: holds"
+    )
+    assert changes(rows(39.56, 28.4797)).endswith("largest fall -0.020 dB: fails")  # 0.0203 down: the bound is 0.02
+    assert changes(rows(39.5, 28.6)).endswith("fails")  # the worst row did not rise
+
+
+def test_without_cbm3d_only_the_changes_are_shown():
+    plain = [{k: v for k, v in row.items() if k != "CBM3D"} for row in rows(39.6, 28.4)]
+    assert "shipping rule" not in changes(plain)
