@@ -11,9 +11,11 @@ it the light-noise gain comes sooner than the heavy-noise loss: part of the way 
 the one and little of the other. This scores points on that line on the last run's validation
 photos (centre crops, noise seeded once, the true sigma, fp32), at the light levels and at the
 heaviest row of `benchmarks/eval_quality.py`, whose photos it never sees, and names the largest
-fraction at which no level falls more than `--tolerance` dB below the start: the shipping
-rule, on validation photos. The runs are given in order, as to `ship_weights`; the start is
-`--base`, the weights the first one started from.
+fraction at which no level falls more than `--tolerance` dB below the start. The default asks
+that none falls at all, stricter than the shipping rule's 0.02 dB: the validation crops lose
+less at heavy noise than the standard photos do (the thirty-second sitting's R1 at 0.5: 0.009
+against 0.020 dB). The runs are given in order, as to `ship_weights`; the start is `--base`,
+the weights the first one started from.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def level_scores(model: UNet, items: list[tuple]) -> dict[float, float]:
 
 
 def largest_within(rows: dict[float, dict[str, float]], tolerance: float) -> float:
-    """The largest fraction whose every level is at most `tolerance` dB below fraction 0's."""
+    """The largest fraction whose every level is at most `tolerance` dB below fraction 0's (0: the start)."""
     start = rows[0.0]
     kept = [f for f, row in rows.items() if all(row[s] >= start[s] - tolerance for s in start)]
     return max(kept)
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", type=Path, default=C.CHECKPOINT_PATH, help="the weights the first run started from")
     parser.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS), help="points to score")
     parser.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS), help="noise levels")
-    parser.add_argument("--tolerance", type=float, default=0.02, help="how far (dB) any level may fall")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="how far (dB) any level may fall")
     parser.add_argument("--crop-size", type=int, default=0, help="validation crop side (default: the run's)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     args = parser.parse_args(argv)
@@ -125,10 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     result = {"base": str(args.base), "levels": levels, "psnr": {str(f): r for f, r in rows.items()}}
     write_json_atomic(Path(args.runs[-1]) / "interpolation.json", result | {"chosen": chosen})
     if chosen:
-        print(f"largest fraction within {args.tolerance} dB at every level: {chosen:g}; ship it with")
+        print(f"largest fraction with no level down by more than {args.tolerance:g} dB: {chosen:g}; ship it with")
         print(f"    python -m model.ship_weights {' '.join(map(str, args.runs))} --fraction {chosen:g}")
     else:
-        print(f"every fraction falls more than {args.tolerance} dB at some level: nothing to ship")
+        print(f"every fraction falls more than {args.tolerance:g} dB at some level: nothing to ship")
 
 
 if __name__ == "__main__":
