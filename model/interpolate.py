@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     write_json_atomic(Path(args.runs[-1]) / "interpolation.json", result | {"chosen": chosen})
     if chosen:
         print(f"largest fraction with no level down by more than {args.tolerance:g} dB: {chosen:g}; ship it with")
-        print(f"    python -m model.ship_weights {' '.join(map(str, args.runs))} --fraction {chosen:g}")
+        base = f" --base {args.base}" if args.base != C.CHECKPOINT_PATH else ""
+        print(f"    python -m model.ship_weights {' '.join(map(str, args.runs))}{base} --fraction {chosen:g}")
     else:
         print(f"every fraction falls more than {args.tolerance:g} dB at some level: nothing to ship")
 

@@ -252,7 +252,10 @@ def test_interpolate_scores_points_between_start_and_run_on_its_validation_photo
         assert result["psnr"][fraction]["5/255"] == pytest.approx(expected[min(expected)], abs=1e-4)
         assert result["psnr"][fraction]["0.5"] == pytest.approx(expected[max(expected)], abs=1e-4)
     assert result["chosen"] == largest_within({float(f): row for f, row in result["psnr"].items()}, 0.0)
-    assert "| fraction | 5/255 | 0.5 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| fraction | 5/255 | 0.5 |" in printed
+    shipping = f"--base {init} --fraction {result['chosen']:g}" if result["chosen"] else "nothing to ship"
+    assert shipping in printed
 
 
 def test_shipped_settings_name_no_folder_of_the_machine_they_ran_on():
