@@ -20,7 +20,6 @@ the weights the first one started from.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -31,6 +30,7 @@ from model.checkpoint import CheckpointError, load_checkpoint, load_model
 from model.config_flags import make_parser
 from model.files import write_json_atomic
 from model.metrics import psnr
+from model.ship_weights import run_facts, toward
 from model.tasks import Denoise
 from model.train import load_validation_photos, photo_manifest
 from model.train_config import TrainConfig
@@ -39,17 +39,6 @@ from model.unet import UNet
 
 LEVELS = {"5/255": 5 / 255, "15/255": 15 / 255, "25/255": 25 / 255, "50/255": 50 / 255, "0.5": 0.5}
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-
-
-def toward(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
-    """start + fraction * (end - start) for every floating-point tensor, in float32; the others
-    (counters) from `end`. Fraction 0 is the start, 1 the end."""
-    if start.keys() != end.keys():
-        raise ValueError("the two networks have different layers; only a run and its own start interpolate")
-    return {
-        key: start[key].float().lerp(value.float(), fraction) if value.is_floating_point() else value
-        for key, value in end.items()
-    }
 
 
 @torch.no_grad()
@@ -73,12 +62,9 @@ def score_fractions(
     run_dirs: list[Path], base: Path, fractions: list[float], levels: dict[str, float], crop_size: int = 0
 ) -> dict[float, dict[str, float]]:
     """PSNR per level name of each point start + f * (end - start), fraction 0 (the start) first."""
+    config = TrainConfig.from_dict(run_facts(Path(run_dirs[-1]))["config"])
     model, end = load_model(Path(run_dirs[-1]) / "best.pth")
     start = load_checkpoint(base)
-    history = Path(run_dirs[-1]) / "history.json"
-    if not history.exists():
-        raise FileNotFoundError(f"{history}: no such file; is {run_dirs[-1]} a run folder of model.train?")
-    config = TrainConfig.from_dict(json.loads(history.read_text())["config"])
     if crop_size:
         config.eval_crop_size = crop_size
     photos, _ = load_validation_photos(photo_manifest(config), config)

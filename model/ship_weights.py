@@ -32,7 +32,6 @@ import torch
 import constants as C
 from model.checkpoint import CheckpointError, load_checkpoint, repo_relative, save_checkpoint
 from model.config_flags import make_parser
-from model.interpolate import toward
 
 RUN_FACTS = (
     "device",
@@ -76,6 +75,17 @@ def mean_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
     return {
         key: torch.stack([s[key].float() for s in states]).mean(0) if value.is_floating_point() else value
         for key, value in states[0].items()
+    }
+
+
+def toward(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+    """start + fraction * (end - start) for every floating-point tensor, in float32; the others
+    (counters) from `end`. Fraction 0 is the start, 1 the end."""
+    if start.keys() != end.keys():
+        raise ValueError("the two networks have different layers; only a run and its own start interpolate")
+    return {
+        key: start[key].float().lerp(value.float(), fraction) if value.is_floating_point() else value
+        for key, value in end.items()
     }
 
 

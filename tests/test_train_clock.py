@@ -12,12 +12,12 @@ from PIL import Image
 import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import list_images
-from model.interpolate import largest_within, level_scores, toward
+from model.interpolate import largest_within, level_scores
 from model.interpolate import main as interpolate_main
 from model.metrics import psnr
 from model.photo_crops import CropSampler, read_photos, tile_origins
 from model.ship_weights import main as ship_main
-from model.ship_weights import relative_settings, ship
+from model.ship_weights import relative_settings, ship, toward
 from model.tasks import Denoise
 from model.train import TrainConfig, load_photos, main, photo_manifest, train
 from model.train_gpu import translate
