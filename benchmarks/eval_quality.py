@@ -21,13 +21,13 @@ name and sigma. Every output is clipped to [0, 1] before scoring. Methods:
   the 8 flips and rotations of the input (`denoise(..., ensemble=True)`); ours (blind) given
   the sigma that model/noise_level.py estimates.
 
-Time per megapixel is the mean over all images and sigmas, on this machine's CPU. With
---previous, each row's change (ours minus previous) follows the table to 0.001 dB, finer than
-the table's 0.01 and the shipping rule's 0.02 bound; with CBM3D's scores, the rule's verdict:
-new weights ship when the worst row's margin to CBM3D rises and no row falls by more than 0.02 dB.
-CBM3D is slow (about 40 s per MP), so every score it makes is kept in benchmarks/cbm3d_scores.json
-(per image, sigma and the clean photo's hash, for this bm3d version); a run without the CBM3D
-column takes the verdict from there when every row is cached.
+Time per megapixel is the mean over all images and sigmas, on this machine's CPU. With --previous,
+each row's change (ours minus previous) follows the table to 0.001 dB, finer than the table's 0.01
+and the shipping rule's 0.02 bound; with CBM3D's scores, the rule's verdict: new weights ship when
+the worst row's margin to CBM3D rises and no row falls by more than 0.02 dB. CBM3D is slow (40 to
+65 s per MP on 2 cores), so every score it makes is kept in benchmarks/cbm3d_scores.json (per image,
+sigma and the clean photo's hash, for this bm3d version); a run without the CBM3D column takes the
+verdict from there when every row is cached.
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
     return bm3d.bm3d_rgb(noisy, sigma)
 
 
-def cbm3d_key(set_name: str, image_name: str, sigma_name: str, clean: np.ndarray) -> str:
-    """The cache key of one CBM3D score: the clean photo's hash makes a changed photo a new entry."""
-    return f"{set_name}/{image_name}@{sigma_name}#{hashlib.sha1(clean.tobytes()).hexdigest()[:12]}"
+def photo_digest(clean: np.ndarray) -> str:
+    """Part of each CBM3D cache key: a changed photo is a new entry, never a stale score."""
+    return hashlib.sha1(clean.tobytes()).hexdigest()[:12]
 
 
 def bm3d_version() -> str:
@@ -169,10 +169,11 @@ def evaluate(
     stored = read_cbm3d_cache(cache) if cache else {}
     rows, seconds, megapixels = [], dict.fromkeys(table, 0.0), 0.0
     for set_name, photos in sets.items():
+        digests = {image_name: photo_digest(clean) for image_name, clean in photos.items()}
         for sigma_name, sigma in sigmas.items():
             scores: dict[str, list] = {name: [] for name in table}
-            keys = [cbm3d_key(set_name, image_name, sigma_name, clean) for image_name, clean in photos.items()]
-            for key, (image_name, clean) in zip(keys, photos.items(), strict=True):
+            keys = {name: f"{set_name}/{name}@{sigma_name}#{digest}" for name, digest in digests.items()}
+            for image_name, clean in photos.items():
                 noisy = seeded_noisy_copy(clean, sigma, image_name)
                 megapixels += clean.shape[0] * clean.shape[1] / 1e6
                 for name, method in table.items():
@@ -181,11 +182,11 @@ def evaluate(
                     seconds[name] += time.perf_counter() - started
                     scores[name].append(score(output, clean, clip=name != "noisy"))
                 if "CBM3D" in table:
-                    stored[key] = list(scores["CBM3D"][-1])
+                    stored[keys[image_name]] = list(scores["CBM3D"][-1])
             row = {"set": set_name, "sigma": sigma_name}
             row |= {name: tuple(np.mean(values, axis=0)) for name, values in scores.items()}
-            if "CBM3D" not in table and all(key in stored for key in keys):
-                row["CBM3D"] = tuple(np.mean([stored[key] for key in keys], axis=0))
+            if "CBM3D" not in table and all(key in stored for key in keys.values()):
+                row["CBM3D"] = tuple(np.mean([stored[key] for key in keys.values()], axis=0))
             rows.append(row)
             print(
                 f"{set_name} sigma {sigma_name}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in row.items() if k in table)
