@@ -26,8 +26,9 @@ each row's change (ours minus previous) follows the table to 0.001 dB, finer tha
 and the shipping rule's 0.02 bound; with CBM3D's scores, the rule's verdict: new weights ship when
 the worst row's margin to CBM3D rises and no row falls by more than 0.02 dB. CBM3D is slow (40 to
 65 s per MP on 2 cores), so every score it makes is kept in benchmarks/cbm3d_scores.json (per image,
-sigma and the clean photo's hash, for this bm3d version); a run without the CBM3D column takes the
-verdict from there when every row is cached.
+sigma and the clean photo's hash, for this bm3d version), written after every row so that a
+stopped run keeps them; a run without the CBM3D column takes the verdict from there when every
+row is cached.
 """
 
 from __future__ import annotations
@@ -191,8 +192,8 @@ def evaluate(
             print(
                 f"{set_name} sigma {sigma_name}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in row.items() if k in table)
             )
-    if cache and "CBM3D" in table:
-        write_json_atomic(cache, {"bm3d": bm3d_version(), "scores": dict(sorted(stored.items()))})
+            if cache and "CBM3D" in table:  # after every row, so that a stopped run keeps what it computed
+                write_json_atomic(cache, {"bm3d": bm3d_version(), "scores": dict(sorted(stored.items()))})
     return rows, {name: seconds[name] / megapixels for name in table}
 
 

@@ -4,8 +4,10 @@ and the cache of CBM3D's scores that lets a quick run give that verdict."""
 import json
 
 import numpy as np
+import pytest
 
 import constants as C
+from benchmarks import eval_quality
 from benchmarks.eval_quality import changes, evaluate, read_cbm3d_cache
 
 
@@ -58,3 +60,17 @@ def test_a_changed_photo_or_another_bm3d_version_is_not_taken_from_the_cache(tmp
     assert read_cbm3d_cache(cache)
     cache.write_text(json.dumps({**json.loads(cache.read_text()), "bm3d": "0.0"}))
     assert read_cbm3d_cache(cache) == {}
+
+
+def test_a_stopped_run_keeps_the_cbm3d_scores_it_computed(tmp_path, monkeypatch):
+    cache, light_only = tmp_path / "cbm3d.json", eval_quality.cbm3d
+
+    def stop_at_heavy_noise(noisy: np.ndarray, sigma: float) -> np.ndarray:
+        if sigma > 0.1:
+            raise KeyboardInterrupt
+        return light_only(noisy, sigma)
+
+    monkeypatch.setattr(eval_quality, "cbm3d", stop_at_heavy_noise)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(photos(0), {"5/255": 5 / 255, "50/255": 50 / 255}, cache=cache, only=["CBM3D"])
+    assert [key.split("#")[0] for key in read_cbm3d_cache(cache)] == ["tiny/photo@5/255"]
