@@ -63,12 +63,12 @@ def test_a_changed_photo_or_another_bm3d_version_is_not_taken_from_the_cache(tmp
 
 
 def test_a_stopped_run_keeps_the_cbm3d_scores_it_computed(tmp_path, monkeypatch):
-    cache, light_only = tmp_path / "cbm3d.json", eval_quality.cbm3d
+    cache, real_cbm3d = tmp_path / "cbm3d.json", eval_quality.cbm3d
 
     def stop_at_heavy_noise(noisy: np.ndarray, sigma: float) -> np.ndarray:
         if sigma > 0.1:
             raise KeyboardInterrupt
-        return light_only(noisy, sigma)
+        return real_cbm3d(noisy, sigma)
 
     monkeypatch.setattr(eval_quality, "cbm3d", stop_at_heavy_noise)
     with pytest.raises(KeyboardInterrupt):
