@@ -43,9 +43,12 @@ def reset_head(model: UNet) -> None:
 def set_trainable(model: UNet, epoch: int, freeze_epochs: int, only: str = "") -> int:
     """Freeze the encoder for `freeze_epochs` epochs, then unfreeze one level per epoch, deepest
     first (gradual unfreezing: the generic low-level features change last). With `only` ("refine"
-    or "light_refine") only those blocks train: they come after the whole trunk, so a step then
-    runs no backward pass through it. Returns the number of frozen encoder levels."""
+    or "light") only those blocks train: the refine blocks come after the whole trunk, so a step
+    then runs no backward pass through it; "light" is the light-noise copy, the whole network's
+    (`light_network`) if it has one, else the refine blocks'. Returns the number of frozen encoder levels."""
     levels = encoder_levels(model)
+    if only == "light":
+        only = "light_network" if model.config["light_network"] else "light_refine"
     if only:
         if not isinstance(getattr(model, only, None), nn.Module):
             raise ValueError(f"training {only} only: this network has no {only} blocks (grow them first)")
@@ -80,6 +83,17 @@ def add_light_blocks(model: UNet, blocks: int) -> UNet:
     if not model.config["light_refine"]:
         raise ValueError("this network has no light-noise refine blocks to grow (add_light_refine first)")
     return grown(model, "light_refine.", light_blocks=len(model.light_refine) + blocks)
+
+
+def add_light_network(model: UNet) -> UNet:
+    """`model` with a copy of itself for light noise (`UNetConfig.light_network`): the grown network
+    computes exactly what `model` did, and training the copy alone (`--light-only`) changes its
+    output only below twice light_sigma, with the trunk free to specialise there too."""
+    if model.config["light_network"]:
+        raise ValueError("this network has a light-noise copy of itself already")
+    light = grown(model, "light_network.", light_network=True)
+    light.light_network.load_state_dict(model.state_dict())
+    return light
 
 
 def grown(model: UNet, new_prefix: str, **settings) -> UNet:

@@ -45,6 +45,7 @@ from model.device import pick_device
 from model.files import write_json_atomic
 from model.fine_tune import (
     add_light_blocks,
+    add_light_network,
     add_light_refine,
     add_refine_blocks,
     reset_head,
@@ -154,6 +155,8 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
         model = add_light_refine(model, config.model.light_sigma)
     if config.add_light_blocks:
         model = add_light_blocks(model, config.add_light_blocks)
+    if config.add_light_network:
+        model = add_light_network(model)
     if wants_new_head(config, model) and saved is None:
         reset_head(model)
     frozen = set_trainable(model, 1, config.freeze_epochs, config.trained_blocks())  # before the FLOP count

@@ -83,9 +83,16 @@ class TrainConfig:
         "with --init: grow this many blocks onto its light-noise copy (they start as the identity)",
         section=NETWORK,
     )
+    add_light_network: bool = option(
+        False,
+        "with --init: give light noise its own copy of the whole network, blended in by light_gate below "
+        "twice its light_sigma (train the copy alone with --light-only)",
+        section=NETWORK,
+    )
     light_only: bool = option(
         False,
-        "train the light-noise refine blocks only: the output from twice light_sigma up stays as it was",
+        "train the light-noise copy only (the whole network's, else the refine blocks'): "
+        "the output from twice light_sigma up stays as it was",
         section=NETWORK,
     )
     refine_lr_factor: float = option(
@@ -171,7 +178,7 @@ class TrainConfig:
 
     def trained_blocks(self) -> str:
         """The blocks that alone train (`set_trainable`'s `only`), or "" for the whole network."""
-        return "refine" if self.refine_only else "light_refine" if self.light_only else ""
+        return "refine" if self.refine_only else "light" if self.light_only else ""
 
     def make_task(self) -> Task:
         if self.task == "denoise":
@@ -244,8 +251,11 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise ValueError("refine_only and light_only freeze the whole trunk; freeze_epochs must then be 0")
     if config.refine_only and config.light_only:
         raise ValueError("refine_only and light_only each train one set of blocks: choose one")
-    if (config.add_light_refine or config.add_light_blocks) and not config.init:
-        raise ValueError("add_light_refine and add_light_blocks grow an --init network; from scratch, set light_refine")
+    if (config.add_light_refine or config.add_light_blocks or config.add_light_network) and not config.init:
+        raise ValueError(
+            "add_light_refine, add_light_blocks and add_light_network grow an --init network; "
+            "from scratch, set light_refine or light_network"
+        )
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):

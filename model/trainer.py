@@ -59,12 +59,15 @@ def parameter_groups(model: UNet, config: TrainConfig) -> list[dict]:
     """Adam's groups, each with its share of the learning rate: the decoder's, the encoder's and
     (if the network has them) the refine blocks', light noise's among them unless
     `light_lr_factor` gives those a group of their own (the light copy needs a rate the heavy
-    blocks do not). The first two are always there, in this order, so runs saved before refine
-    blocks existed resume."""
+    blocks do not). A light-noise copy of the whole network (`light_network`) puts each of its
+    layers in the group of the layer it copies. The first two are always there, in this order, so
+    runs saved before refine blocks existed resume."""
     own_group = config.light_lr_factor > 0
-    encoder = {id(p) for level in encoder_levels(model) for p in level.parameters()}
-    light = {id(p) for name, p in model.named_parameters() if own_group and name.startswith("light_refine.")}
-    refine = {id(p) for name, p in model.named_parameters() if name.startswith(("refine.", "light_refine."))} - light
+    networks = [model, model.light_network] if model.config["light_network"] else [model]
+    encoder = {id(p) for network in networks for level in encoder_levels(network) for p in level.parameters()}
+    named = [(name.removeprefix("light_network."), p) for name, p in model.named_parameters()]
+    light = {id(p) for name, p in named if own_group and name.startswith("light_refine.")}
+    refine = {id(p) for name, p in named if name.startswith(("refine.", "light_refine."))} - light
     elsewhere = encoder | refine | light
     groups = [
         {"params": [p for p in model.parameters() if id(p) not in elsewhere], "lr_scale": 1.0},
@@ -260,12 +263,13 @@ def synchronize(device: torch.device) -> None:
 
 
 def flops_per_crop(model: UNet, crop: int, device: torch.device) -> float:
-    """Forward + backward FLOPs of one training crop, counted by PyTorch's FLOP counter."""
+    """Forward + backward FLOPs of one training crop, counted by PyTorch's FLOP counter at sigma 0:
+    a network with a light-noise copy of itself (`light_network`) runs one of the two there."""
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.rand(1, 3, crop, crop, device=device)
     with FlopCounterMode(display=False) as counter:
-        model.eval()(x, torch.full((1,), 0.1, device=device)).sum().backward()  # eval: batch norm's statistics stay
+        model.eval()(x, torch.zeros(1, device=device)).sum().backward()  # eval: batch norm's statistics stay
     model.train().zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 

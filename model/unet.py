@@ -11,7 +11,9 @@ convolutions down, no biases (`DRUNET_LIKE`); `BLIND_DENOISER` is the shipped ne
 as the identity, so they can be grown onto a trained network without changing what it computes.
 `light_refine` gives light noise its own copy of those blocks, faded out by `light_gate` as
 sigma rises, so training it for light noise leaves heavier noise's output as it was;
-`light_blocks` lets that copy grow deeper than the blocks it was copied from.
+`light_blocks` lets that copy grow deeper than the blocks it was copied from. `light_network`
+goes further: light noise gets its own copy of the whole network, blended by the same gate, so
+the trunk too can specialise for light noise without moving the output at heavy noise.
 """
 
 from __future__ import annotations
@@ -146,9 +148,16 @@ class UNetConfig:
         "light noise gets its own refine blocks: their output is blended in by light_gate(sigma), "
         "1 up to light_sigma and 0 from twice it (needs noise_level_input and refine_blocks)",
     )
-    light_sigma: float = option(25 / 255, "with light_refine: the highest sigma that uses its blocks alone")
+    light_sigma: float = option(
+        25 / 255, "with light_refine or light_network: the highest sigma that uses its light copy alone"
+    )
     light_blocks: int = option(
         0, "with light_refine: how many light-noise blocks (0: as many as refine_blocks, the copy's count)"
+    )
+    light_network: bool = option(
+        False,
+        "light noise gets its own copy of the whole network, its output blended in by light_gate(sigma); "
+        "only sigmas between light_sigma and twice it run both (needs noise_level_input)",
     )
 
     def __post_init__(self) -> None:
@@ -156,6 +165,8 @@ class UNetConfig:
             raise ValueError("light_refine needs noise_level_input, refine_blocks >= 1 and light_sigma > 0")
         if self.light_blocks < 0 or (self.light_blocks and not self.light_refine):
             raise ValueError(f"light_blocks needs light_refine and must be >= 0, got {self.light_blocks}")
+        if self.light_network and not (self.noise_level_input and self.light_sigma > 0):
+            raise ValueError("light_network needs noise_level_input and light_sigma > 0")
         if self.depth < 1 or self.base_channels < 1 or self.refine_blocks < 0:
             raise ValueError(
                 f"depth and base_channels must be >= 1 and refine_blocks >= 0, "
@@ -180,7 +191,7 @@ DRUNET_LIKE = dataclasses.replace(BLIND_DENOISER, block="residual", downsample="
 
 
 def light_gate(sigma: torch.Tensor, light_sigma: float) -> torch.Tensor:
-    """The weight of the light-noise refine blocks: 1 up to `light_sigma`, falling linearly to 0
+    """The weight of the light-noise copy (blocks or network): 1 up to `light_sigma`, falling linearly to 0
     at twice it. Light noise is told from detail at full resolution, heavy noise needs the
     whole trunk; a hard split by sigma lets each be trained without costing the other."""
     return (2 - sigma / light_sigma).clamp(0, 1)
@@ -218,17 +229,39 @@ class UNet(nn.Module):
             light_blocks = config.light_blocks or config.refine_blocks
             self.light_refine = nn.Sequential(*(identity_block(widths[0], config.bias) for _ in range(light_blocks)))
         self.out_conv = nn.Conv2d(widths[0], config.out_channels, kernel_size=1, bias=config.bias)
+        if config.light_network:
+            self.light_network = UNet(dataclasses.replace(config, light_network=False))
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
         """Denoise `x`; `sigma` (a float, or one value per image) is required with noise_level_input."""
         if x.ndim != 4:
             raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(x.shape)}")
-        height, width = x.shape[-2:]
-        net_in = x
         if self.noise_level_input:
             if sigma is None:
                 raise ValueError("this UNet takes the noise level: call model(x, sigma)")
             sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+        if not self.config["light_network"]:
+            return self.own_forward(x, sigma)
+        sigma = sigma.expand(x.shape[0], 1, 1, 1)
+        gate = light_gate(sigma, self.config["light_sigma"])
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # an export traces both, for any sigma
+            heavy = self.own_forward(x, sigma)
+            return heavy + gate * (self.light_network(x, sigma) - heavy)
+        # each network runs on the images the gate gives a share to, and no other
+        out = None
+        for network, weight in ((self.own_forward, 1 - gate), (self.light_network, gate)):
+            keep = (weight.flatten() > 0).nonzero().flatten()
+            if len(keep):
+                part = weight[keep] * network(x[keep], sigma[keep])
+                out = part.new_zeros((x.shape[0], *part.shape[1:])) if out is None else out
+                out = out.index_add(0, keep, part)
+        return out
+
+    def own_forward(self, x: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
+        """This network's output without its light copy; `sigma` is (N, 1, 1, 1) or None."""
+        height, width = x.shape[-2:]
+        net_in = x
+        if self.noise_level_input:
             net_in = torch.cat([x, sigma.expand(x.shape[0], 1, height, width)], dim=1)
         multiple = 2**self.depth
         net_in = pad_bottom_right(net_in, -height % multiple, -width % multiple)

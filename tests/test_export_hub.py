@@ -14,10 +14,13 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 
-@pytest.mark.parametrize("noise_level_input", [True, False])
-def test_onnx_matches_pytorch_at_any_size(tmp_path, noise_level_input):
+@pytest.mark.parametrize("noise_level_input, light_network", [(True, False), (False, False), (True, True)])
+def test_onnx_matches_pytorch_at_any_size(tmp_path, noise_level_input, light_network):
     torch.manual_seed(0)
-    model = UNet(base_channels=4, depth=2, noise_level_input=noise_level_input, residual=noise_level_input)
+    blind = {"noise_level_input": noise_level_input, "residual": noise_level_input, "light_network": light_network}
+    model = UNet(base_channels=4, depth=2, **blind)
+    if light_network:  # a copy unlike the heavy network, or the blend would hide a wrong branch
+        torch.nn.init.normal_(model.light_network.out_conv.weight)
     target = tmp_path / "model.onnx"
     assert export_onnx(model, target) <= 1e-4
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
@@ -26,7 +29,7 @@ def test_onnx_matches_pytorch_at_any_size(tmp_path, noise_level_input):
         feed = {"image": image.numpy()}
         with torch.no_grad():
             if noise_level_input:
-                sigma = torch.full((shape[0],), 0.2)
+                sigma = torch.linspace(0.05, 0.3, shape[0])  # light, blended and heavy noise
                 feed["sigma"] = sigma.numpy()
                 expected = model.eval()(image, sigma)
             else:

@@ -182,8 +182,29 @@ def test_light_only_trains_the_light_noise_blocks_and_leaves_heavier_noise_as_it
     no_photos = {"data_dir": str(tmp_path / "missing"), "out_dir": str(tmp_path / "none")}
     with pytest.raises(ValueError, match="choose one"):
         train(dataclasses.replace(config, refine_only=True, **no_photos))
-    with pytest.raises(ValueError, match="add_light_refine and add_light_blocks grow"):
+    with pytest.raises(ValueError, match="grow an --init network"):
         train(dataclasses.replace(config, init="", add_refine_blocks=0, **no_photos))
+
+
+def test_light_only_with_a_light_network_trains_the_whole_copy_and_leaves_heavier_noise_as_it_was(
+    tmp_path, image_folder
+):
+    settings = {"add_refine_blocks": 1, "add_light_refine": True, "light_sigma": 0.05, "light_lr_factor": 30.0}
+    settings |= {"add_light_network": True, "light_only": True}
+    start, config = warm_start(tmp_path, image_folder, "copy", sigma=0.0, sigma_max=0.1, epochs=1, **settings)
+    train(config)
+    tuned, checkpoint = load_model(tmp_path / "copy" / "last.pth")
+    assert checkpoint["model_config"]["light_network"] is True
+    after = tuned.state_dict()
+    assert all(torch.equal(after[key], value) for key, value in start.state_dict().items())  # frozen
+    assert not torch.equal(tuned.light_network.in_conv.conv[0].weight, tuned.in_conv.conv[0].weight)  # the trunk
+    groups = checkpoint["optimizer"]["param_groups"]
+    light_blocks = {id(p) for p in tuned.light_network.light_refine.parameters()}
+    assert [g["lr_scale"] for g in groups][-1] == 30.0 and len(groups[-1]["params"]) == 2 * len(light_blocks)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert not torch.equal(tuned(x, 0.02), start(x, 0.02))  # the copy has moved
+        assert torch.equal(tuned(x, 0.1), start(x, 0.1))  # from twice light_sigma, the start's output
 
 
 def test_light_lr_factor_gives_the_light_blocks_a_rate_of_their_own(tmp_path, image_folder):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from model.fine_tune import add_light_blocks, add_light_refine, add_refine_blocks
+from model.fine_tune import add_light_blocks, add_light_network, add_light_refine, add_refine_blocks
 from model.unet import UNet, light_gate
 
 
@@ -125,3 +125,37 @@ def test_light_blocks_grow_the_light_copy_deeper_without_changing_what_it_comput
         add_light_blocks(add_refine_blocks(blind, 1), 1)
     with pytest.raises(ValueError, match="light_blocks needs light_refine"):
         UNet(light_blocks=2)
+
+
+def test_light_network_gives_light_noise_a_copy_of_the_whole_network_and_runs_one_where_it_can():
+    torch.manual_seed(0)
+    trained = add_light_refine(
+        add_refine_blocks(UNet(base_channels=4, depth=2, noise_level_input=True, residual=True, batch_norm=False), 1),
+        light_sigma=0.1,
+    )
+    light = add_light_network(trained)
+    new = set(light.state_dict()) - set(trained.state_dict())
+    assert new == {f"light_network.{key}" for key in trained.state_dict()}
+    x, sigma = torch.rand(4, 3, 16, 16), torch.tensor([0.05, 0.15, 0.2, 0.5])
+    with torch.no_grad():
+        assert torch.equal(light(x, sigma), trained(x, sigma))  # the copy computes what the network did
+        light.light_network.in_conv.conv[0].weight.add_(0.01)  # the trunk's first layer, in the copy
+        change = (light(x, sigma) - trained(x, sigma)).abs().amax(dim=(1, 2, 3))
+    assert change[0] > 0 and change[1] > 0  # light noise, and the blend up to twice light_sigma
+    assert change[2] == 0 and change[3] == 0  # heavier noise: exactly the trained network's output
+    batches = {"own": [], "copy": []}  # the batch size each network's first layer sees
+    light.in_conv.register_forward_hook(lambda _, inputs, __: batches["own"].append(len(inputs[0])))
+    light.light_network.in_conv.register_forward_hook(lambda _, inputs, __: batches["copy"].append(len(inputs[0])))
+    with torch.no_grad():
+        light(x, 0.05), light(x, 0.5)  # each wholly on one side of the blend: one network each
+        assert batches == {"own": [4], "copy": [4]}
+        mixed = torch.tensor([0.05, 0.5, 0.15, 0.5])
+        together = light(x, mixed)
+        assert batches == {"own": [4, 3], "copy": [4, 2]}  # the heavy network skips 0.05, the copy 0.5
+        alone = torch.cat([light(x[i : i + 1], mixed[i]) for i in range(4)])
+    assert torch.allclose(together, alone, atol=1e-6)  # each image as if it were denoised alone
+    assert UNet(**light.config).light_network.config["light_network"] is False  # the config rebuilds one copy
+    with pytest.raises(ValueError, match="already"):
+        add_light_network(light)
+    with pytest.raises(ValueError, match="light_network needs"):
+        UNet(light_network=True)  # the original network takes no sigma to gate by
