@@ -80,7 +80,12 @@ def mean_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
 
 def toward(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
     """start + fraction * (end - start) for every floating-point tensor, in float32; the others
-    (counters) from `end`. Fraction 0 is the start, 1 the end."""
+    (counters) from `end`. Fraction 0 is the start, 1 the end. A run that grew a light-noise copy
+    of the network (`--add-light-network`) began the copy as the start's own layers."""
+    grown = end.keys() - start.keys()
+    start = start | {
+        key: start[key.removeprefix("light_network.")] for key in grown if key.startswith("light_network.")
+    }
     if start.keys() != end.keys():
         raise ValueError("the two networks have different layers; only a run and its own start interpolate")
     return {

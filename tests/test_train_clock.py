@@ -12,6 +12,7 @@ from PIL import Image
 import constants as C
 from model.checkpoint import load_checkpoint, load_model, save_checkpoint
 from model.dataset import list_images
+from model.fine_tune import add_light_network
 from model.interpolate import largest_within, level_scores
 from model.interpolate import main as interpolate_main
 from model.metrics import psnr
@@ -224,6 +225,12 @@ def test_weights_between_two_networks_of_one_kind_only():
     assert torch.equal(toward(start, end, 0.0)["out_conv.weight"], start["out_conv.weight"])
     with pytest.raises(ValueError, match="different layers"):
         toward(start, UNet(**{**SMALL_UNET, "depth": 3}).state_dict(), 0.5)
+    before = UNet(**SMALL_UNET).state_dict()  # a run that grew a light-noise copy of its start, and moved it
+    end = add_light_network(UNet(**SMALL_UNET)).state_dict() | {"out_conv.weight": before["out_conv.weight"]}
+    end["light_network.out_conv.weight"] = before["out_conv.weight"] + 1
+    middle = toward(before, end, 0.25)
+    assert torch.allclose(middle["light_network.out_conv.weight"], before["out_conv.weight"] + 0.25)
+    assert torch.equal(middle["out_conv.weight"], before["out_conv.weight"])
 
 
 def test_the_fraction_chosen_is_the_largest_with_no_level_down_by_more_than_the_tolerance():
