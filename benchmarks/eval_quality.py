@@ -7,8 +7,11 @@
 
 Image sets: (a) the test split of the embedded demo photos, (b) standard offline photos
 (scikit-image chelsea, coffee, astronaut; scikit-learn china, flower). None of them is in
-the training set (utils/build_train_data.py). Noise: Gaussian, not clipped, seeded by image
-name and sigma. Every output is clipped to [0, 1] before scoring. Methods:
+the training set (utils/build_train_data.py). Not by default, as a diagnostic: (c) 256-px centre
+crops of the training set's large held-out photos (data/pretrain, lossless), as they are and
+JPEG'd at quality 90 and 75 (the demo and standard photos are JPEGs, or came from them).
+Noise: Gaussian, not clipped, seeded by image name and sigma. Every output is clipped to [0, 1]
+before scoring. Methods:
 
 - noisy: the input itself;
 - CBM3D: the `bm3d` package given the true sigma;
@@ -52,7 +55,9 @@ from model.config_flags import make_parser
 from model.dataset import seeded_noisy_copy
 from model.denoise import PRECISIONS, denoise_array
 from model.files import write_json_atomic
+from model.jpeg import compress
 from model.metrics import psnr, ssim
+from model.photo_crops import centre_crop
 from model.split import default_split
 
 SIGMAS = {"5/255": 5 / 255, "10/255": 10 / 255, "15/255": 15 / 255, "25/255": 25 / 255, "50/255": 50 / 255, "0.5": 0.5}
@@ -61,6 +66,7 @@ NLM_STRENGTHS = (0.4, 0.6, 0.8, 1.0, 1.2)  # h = strength * sigma, chosen per si
 NLM_TUNING_PHOTO = "rocket"  # a training photo, never an evaluation one
 SHIPPING_TOLERANCE = 0.02  # dB: how far any row may fall when new weights replace the shipped ones
 CBM3D_CACHE = Path(__file__).with_name("cbm3d_scores.json")
+VALIDATION_CROP = 256  # side of the validation photos' centre crops (CBM3D takes a minute per MP)
 
 
 def standard_photos() -> dict[str, np.ndarray]:
@@ -76,6 +82,20 @@ def demo_test_photos() -> dict[str, np.ndarray]:
     split = default_split(C.DEMO_DIR)
     root = Path(split["root"])
     return {rel: np.asarray(Image.open(root / rel).convert("RGB"), np.float32) / 255 for rel in split["test"]}
+
+
+def validation_photos(quality: int | None = None, root: Path = C.PRETRAIN_DIR) -> dict[str, np.ndarray]:
+    """Centre crops of the training set's large held-out photos, lossless or JPEG'd at `quality`:
+    how far the evaluation photos' JPEG origin, rather than the denoiser, sets the margin to CBM3D."""
+    split_file = root / "split.json"
+    if not split_file.exists():
+        raise SystemExit(f"error: {split_file} is missing: build the set with python -m utils.build_train_data")
+    photos = {}
+    for rel in json.loads(split_file.read_text())["val_large"]:
+        with Image.open(root / rel) as image:
+            pixels = np.asarray(centre_crop(image.convert("RGB"), VALIDATION_CROP))
+        photos[rel] = (pixels if quality is None else compress(pixels, quality)).astype(np.float32) / 255
+    return photos
 
 
 def tune_nlm(sigma: float) -> float:
@@ -231,8 +251,15 @@ def machine() -> str:
 
 def main() -> None:
     parser = make_parser(__doc__)
+    loaders = {
+        "demo-test": demo_test_photos,
+        "standard": standard_photos,
+        "validation": validation_photos,
+        "validation-jpeg90": lambda: validation_photos(90),
+        "validation-jpeg75": lambda: validation_photos(75),
+    }
     parser.add_argument(
-        "--sets", nargs="+", choices=("demo-test", "standard"), default=["demo-test", "standard"], help="photo sets"
+        "--sets", nargs="+", choices=tuple(loaders), default=["demo-test", "standard"], help="photo sets"
     )
     parser.add_argument("--sigmas", nargs="+", choices=SIGMAS, default=list(SIGMAS), help="noise levels (rows)")
     parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="the 'ours' columns (default: shipped)")
@@ -240,7 +267,6 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", metavar="NAME", help="only these columns (default: all)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of previous and ours (default fp32)")
     args = parser.parse_args()
-    loaders = {"demo-test": demo_test_photos, "standard": standard_photos}
     sets = {name: loaders[name]() for name in args.sets}
     sigmas = {name: SIGMAS[name] for name in args.sigmas}
     options = {"weights": args.weights, "previous": args.previous, "only": args.methods, "precision": args.precision}

@@ -48,6 +48,13 @@ class TrainConfig:
     synthetic_fraction: float = option(
         0.0, "share of every batch cut from dead-leaves images (model/dead_leaves.py)", section=DATA
     )
+    jpeg_fraction: float = option(
+        0.0,
+        "share of training crops JPEG-compressed, their target too, before noise is added (model/jpeg.py): "
+        "most photos were JPEGs before they got noisy",
+        section=DATA,
+    )
+    jpeg_quality: int = option(75, "lowest quality of --jpeg-fraction's crops, drawn uniformly up to 95", section=DATA)
     model: UNetConfig = group(UNetConfig, "network (ignored with --init, which brings its own)")
     init: str = option("", "a checkpoint to start from (its architecture is used)", section=NETWORK)
     task: str = option("denoise", "denoise, sr (super-resolution) or colorize", ("denoise", "sr", "colorize"), NETWORK)
@@ -258,6 +265,11 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         )
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
+    if not 0 <= config.jpeg_fraction <= 1 or not 1 <= config.jpeg_quality <= 95:
+        raise ValueError(
+            f"jpeg_fraction must be in [0, 1] and jpeg_quality in [1, 95], got {config.jpeg_fraction}, "
+            f"{config.jpeg_quality}"
+        )
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):
         raise ValueError("with several processes (DDP) freeze_epochs must be 0 and batch_size given")
     if config.batch_size % world_size:

@@ -15,6 +15,7 @@ from model import distributed
 from model.checkpoint import save_checkpoint
 from model.dead_leaves import dead_leaves_set
 from model.fine_tune import encoder_levels
+from model.jpeg import jpeg_round_trip
 from model.losses import TrainingLoss
 from model.metrics import psnr
 from model.photo_crops import CropSampler, centre_box
@@ -108,6 +109,7 @@ class Trainer:
         if config.synthetic_fraction > 0:
             images = dead_leaves_set(train_photos, SYNTHETIC_IMAGES, SYNTHETIC_SIDE, config.seed)
             self.synthetic = CropSampler(images, config.crop_size, device, self.generator)
+        self.jpeg_generator = torch.Generator().manual_seed(config.seed)  # apart, so crops and noise stay as without
         self.task = config.make_task()
         self.amp = resolve_amp(config.amp, device)
         self.layout = torch.channels_last if wanted(config.channels_last, device) else torch.contiguous_format
@@ -124,11 +126,15 @@ class Trainer:
         self.batch_size = config.batch_size
 
     def sample(self, batch: int) -> torch.Tensor:
-        """Clean crops: `synthetic_fraction` of the batch from the dead-leaves set, the rest from photos."""
+        """Clean crops: `synthetic_fraction` of the batch from the dead-leaves set, the rest from photos,
+        `jpeg_fraction` of those JPEG-compressed."""
         synthetic = round(batch * self.config.synthetic_fraction) if self.synthetic else 0
+        photos = self.sampler.sample(batch - synthetic)
+        if self.config.jpeg_fraction > 0:
+            photos = jpeg_round_trip(photos, self.config.jpeg_fraction, self.config.jpeg_quality, self.jpeg_generator)
         if not synthetic:
-            return self.sampler.sample(batch)
-        return torch.cat([self.sampler.sample(batch - synthetic), self.synthetic.sample(synthetic)])
+            return photos
+        return torch.cat([photos, self.synthetic.sample(synthetic)])
 
     def forward_loss(self, batch: int) -> torch.Tensor:
         """The loss on this process's share of `batch` fresh crops."""
@@ -238,6 +244,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
+            "jpeg_generator": self.jpeg_generator.get_state(),
             "batch_size": self.batch_size,
         }
 
@@ -248,6 +255,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"].cpu())
+        if "jpeg_generator" in state:  # runs saved before --jpeg-fraction have none
+            self.jpeg_generator.set_state(state["jpeg_generator"])
         self.batch_size = state["batch_size"]
 
 

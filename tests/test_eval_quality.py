@@ -74,3 +74,23 @@ def test_a_stopped_run_keeps_the_cbm3d_scores_it_computed(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         evaluate(photos(0), {"5/255": 5 / 255, "50/255": 50 / 255}, cache=cache, only=["CBM3D"])
     assert [key.split("#")[0] for key in read_cbm3d_cache(cache)] == ["tiny/photo@5/255"]
+
+
+def test_validation_photos_are_centre_crops_as_they_are_or_jpegd(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, size in (("big.png", (300, 280)), ("small.png", (120, 90))):
+        pixels = rng.integers(0, 256, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).resize(size, Image.BICUBIC).save(tmp_path / name)
+    (tmp_path / "split.json").write_text(json.dumps({"val_large": ["big.png", "small.png"]}))
+    lossless = eval_quality.validation_photos(root=tmp_path)
+    assert {k: v.shape for k, v in lossless.items()} == {"big.png": (256, 256, 3), "small.png": (90, 120, 3)}
+    whole = np.asarray(Image.open(tmp_path / "small.png"), np.float32) / 255
+    assert np.array_equal(lossless["small.png"], whole)
+    jpegd = eval_quality.validation_photos(75, root=tmp_path)
+    for name, clean in lossless.items():
+        mse = float(np.mean((jpegd[name] - clean) ** 2))
+        assert 0 < mse < 10 ** (-25 / 10)  # changed, but above 25 dB
+    with pytest.raises(SystemExit, match="split.json is missing: build the set"):
+        eval_quality.validation_photos(root=tmp_path / "nowhere")
