@@ -4,6 +4,7 @@
     python -m model.ship_weights runs/gpu runs/gpu-2       # two runs, the second from the first's weights
     python -m model.ship_weights --average runs/a runs/b   # two runs from the same weights: their mean
     python -m model.ship_weights runs/cpu --fraction 0.75  # 3/4 of the way from the start to its best
+    python -m model.ship_weights runs/cpu --final          # its final weights (last.pth), not its best
 
 Each folder is one run (best.pth, history.json) of `model/train.py`, of any preset, in the order
 they ran, each warm-started from the previous one and the first from the shipped checkpoint
@@ -13,7 +14,10 @@ close enough for their mean to be a network too, often keeping what each learned
 nineteenth sitting: one arm gained at light noise, the other held the heaviest; their mean
 kept the heavy rows and most of the light-noise gain). With `--fraction F` the weights shipped
 lie F of the way from `--base` to those the runs would ship: `model/interpolate.py` picks F on
-validation, where a sitting's light-noise gain comes sooner than its heavy-noise loss.
+validation, where a sitting's light-noise gain comes sooner than its heavy-noise loss. With
+`--final` the last run's final weights are shipped instead of its best: for a run whose
+validation photos do not measure what it trained for (JPEG'd crops, `--jpeg-fraction`, scored on
+lossless photos), `benchmarks/eval_quality.py` judges them instead.
 
 The result, model/storage/trained_unet.pth, holds the weights in half precision (15.5 MB;
 `benchmarks/eval_quality.py` moved by at most 0.01 dB against float32), the model config,
@@ -111,9 +115,11 @@ def ship(
     target: Path = C.CHECKPOINT_PATH,
     average: bool = False,
     fraction: float = 1.0,
+    final: bool = False,
 ) -> dict:
-    """Write `target` from the last run's best.pth (or the mean of sibling runs' last.pth), moved
-    `fraction` of the way from `base`, on top of `base`'s record; return what was written."""
+    """Write `target` from the last run's best.pth (its last.pth if `final`, or the mean of sibling
+    runs' last.pth), moved `fraction` of the way from `base`, on top of `base`'s record; return
+    what was written."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction {fraction:g}: must be in (0, 1]")
     previous = load_checkpoint(base)
@@ -122,10 +128,12 @@ def ship(
         chosen = siblings_mean(run_dirs, runs)
         runs = [{**run, "shipped": f"mean of {len(runs)} sibling runs' last weights"} for run in runs]
     else:
-        chosen = load_checkpoint(Path(run_dirs[-1]) / "best.pth")
+        chosen = load_checkpoint(Path(run_dirs[-1]) / ("last.pth" if final else "best.pth"))
+        if final:
+            runs[-1] = {**runs[-1], "shipped": "its final weights"}
     if fraction < 1:
         chosen["model"] = toward(previous["model"], chosen["model"], fraction)
-        to = "the last run's best weights"
+        to = "the last run's final weights" if final else "the last run's best weights"
         runs = [
             {**run, "shipped": f"{fraction:g} of the way from the start to {run.get('shipped', to)}"} for run in runs
         ]
@@ -152,9 +160,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fraction", type=float, default=1.0, help="how far from --base toward the runs' weights (model.interpolate)"
     )
+    parser.add_argument("--final", action="store_true", help="the last run's final weights (last.pth), not its best")
     args = parser.parse_args(argv)
     try:
-        state = ship(args.runs, args.base, args.target, args.average, args.fraction)
+        if args.final and args.average:
+            raise ValueError("--average already ships the runs' final weights; drop --final")
+        state = ship(args.runs, args.base, args.target, args.average, args.fraction, args.final)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     runs = state["gpu_runs"]

@@ -193,6 +193,23 @@ def test_ship_averages_sibling_runs_and_refuses_runs_from_other_weights(pack, in
     assert not (tmp_path / "x.pth").exists()
 
 
+def test_ship_final_takes_the_runs_last_weights_not_its_best(pack, init, tmp_path):
+    run(pack, init, tmp_path / "run", lr=1e-3, ema_decay=0.0)
+    (tmp_path / "run" / "best.pth").unlink()  # as if no validation had beaten the start: --final needs none
+    final = load_checkpoint(tmp_path / "run" / "last.pth")["model"]
+    ship([tmp_path / "run"], base=init, target=tmp_path / "shipped.pth", final=True)
+    shipped = load_checkpoint(tmp_path / "shipped.pth")
+    assert all(torch.equal(shipped["model"][k], final[k].half()) for k in final)
+    assert shipped["gpu_runs"][-1]["shipped"] == "its final weights"
+    ship([tmp_path / "run"], base=init, target=tmp_path / "half.pth", final=True, fraction=0.5)
+    assert load_checkpoint(tmp_path / "half.pth")["gpu_runs"][-1]["shipped"] == (
+        "0.5 of the way from the start to its final weights"
+    )
+    with pytest.raises(SystemExit, match="--average already ships the runs' final weights"):
+        ship_main([str(tmp_path / "run"), "--average", "--final", "--target", str(tmp_path / "x.pth")])
+    assert not (tmp_path / "x.pth").exists()
+
+
 def test_ship_a_fraction_of_the_way_from_the_start_to_the_runs_weights(pack, init, tmp_path):
     run(pack, init, tmp_path / "run", lr=1e-3)
     ship([tmp_path / "run"], base=init, target=tmp_path / "shipped.pth", fraction=0.25)
