@@ -37,12 +37,8 @@ def jpeg_round_trip(
     if not chosen.any():
         return crops
     out = crops.clone()
-    picked = crops[chosen.to(crops.device)].clamp(0, 1).mul(255).round().to(torch.uint8)
-    pixels = picked.permute(0, 2, 3, 1).cpu().numpy()
-    for row, (index, quality) in enumerate(
-        zip(chosen.nonzero()[:, 0].tolist(), qualities[chosen].tolist(), strict=True)
-    ):
-        out[index] = (
-            torch.from_numpy(compress(pixels[row], quality)).permute(2, 0, 1).to(crops.device, crops.dtype) / 255
-        )
+    on_device = chosen.to(crops.device)
+    pixels = crops[on_device].clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    decoded = np.stack([compress(p, q) for p, q in zip(pixels, qualities[chosen].tolist(), strict=True)])
+    out[on_device] = torch.from_numpy(decoded).permute(0, 3, 1, 2).to(crops.device, crops.dtype) / 255
     return out

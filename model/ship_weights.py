@@ -122,6 +122,8 @@ def ship(
     what was written."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction {fraction:g}: must be in (0, 1]")
+    if final and average:
+        raise ValueError("--average already ships the runs' final weights; drop --final")
     previous = load_checkpoint(base)
     runs = [run_facts(Path(d)) for d in run_dirs]
     if average:
@@ -163,8 +165,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--final", action="store_true", help="the last run's final weights (last.pth), not its best")
     args = parser.parse_args(argv)
     try:
-        if args.final and args.average:
-            raise ValueError("--average already ships the runs' final weights; drop --final")
         state = ship(args.runs, args.base, args.target, args.average, args.fraction, args.final)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -11,6 +11,7 @@ from pathlib import Path
 import constants as C
 from model.config_flags import group, option
 from model.fine_tune import RESET_HEAD_CHOICES
+from model.jpeg import BEST_QUALITY
 from model.losses import LOSSES, SIGMA_FLOOR
 from model.precision import AMP_CHOICES
 from model.tasks import Colorize, Denoise, SuperResolution, Task
@@ -54,7 +55,9 @@ class TrainConfig:
         "most photos were JPEGs before they got noisy",
         section=DATA,
     )
-    jpeg_quality: int = option(75, "lowest quality of --jpeg-fraction's crops, drawn uniformly up to 95", section=DATA)
+    jpeg_quality: int = option(
+        75, f"lowest quality of --jpeg-fraction's crops, drawn uniformly up to {BEST_QUALITY}", section=DATA
+    )
     model: UNetConfig = group(UNetConfig, "network (ignored with --init, which brings its own)")
     init: str = option("", "a checkpoint to start from (its architecture is used)", section=NETWORK)
     task: str = option("denoise", "denoise, sr (super-resolution) or colorize", ("denoise", "sr", "colorize"), NETWORK)
@@ -265,9 +268,9 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         )
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
-    if not 0 <= config.jpeg_fraction <= 1 or not 1 <= config.jpeg_quality <= 95:
+    if not 0 <= config.jpeg_fraction <= 1 or not 1 <= config.jpeg_quality <= BEST_QUALITY:
         raise ValueError(
-            f"jpeg_fraction must be in [0, 1] and jpeg_quality in [1, 95], got {config.jpeg_fraction}, "
+            f"jpeg_fraction must be in [0, 1] and jpeg_quality in [1, {BEST_QUALITY}], got {config.jpeg_fraction}, "
             f"{config.jpeg_quality}"
         )
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):
