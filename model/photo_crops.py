@@ -115,21 +115,37 @@ class CropSampler:
         self.offsets = torch.arange(crop, device=device)
         self.photos, self.pixels = len(photos), sum(p.shape[-1] * p.shape[-2] for p in photos)
 
-    def sample(self, batch: int) -> torch.Tensor:
-        """(batch, 3, crop, crop) float crops in [0, 1], each in one of the 8 orientations."""
+    def sample(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(batch, 3, crop, crop) float crops in [0, 1], each in one of the 8 orientations, drawn
+        with `generator` (default: the sampler's own)."""
+        generator = generator or self.generator
         if self.sampling == "photo":
-            photo = torch.randint(len(self.first_tile), (batch,), device=self.device, generator=self.generator)
-            within = torch.rand(batch, device=self.device, generator=self.generator) * self.tile_count[photo]
+            photo = torch.randint(len(self.first_tile), (batch,), device=self.device, generator=generator)
+            within = torch.rand(batch, device=self.device, generator=generator) * self.tile_count[photo]
             index = self.first_tile[photo] + within.long()
         else:
-            index = torch.randint(len(self.tiles), (batch,), device=self.device, generator=self.generator)
+            index = torch.randint(len(self.tiles), (batch,), device=self.device, generator=generator)
         room = (self.valid[index] - self.crop + 1).float()
-        top, left = (torch.rand(batch, 2, device=self.device, generator=self.generator) * room).long().unbind(1)
+        top, left = (torch.rand(batch, 2, device=self.device, generator=generator) * room).long().unbind(1)
         rows = (top[:, None] + self.offsets)[:, None, :, None]
         cols = (left[:, None] + self.offsets)[:, None, None, :]
         channels = torch.arange(3, device=self.device)[None, :, None, None]
         crops = self.tiles[index[:, None, None, None], channels, rows, cols].float() / 255
-        flips = torch.rand(batch, 3, device=self.device, generator=self.generator) < 0.5
+        flips = torch.rand(batch, 3, device=self.device, generator=generator) < 0.5
         crops = torch.where(flips[:, 0, None, None, None], crops.flip(-1), crops)
         crops = torch.where(flips[:, 1, None, None, None], crops.flip(-2), crops)
         return torch.where(flips[:, 2, None, None, None], crops.transpose(-1, -2), crops)
+
+
+def texture(crops: torch.Tensor) -> torch.Tensor:
+    """(N,) the mean absolute difference between neighbouring pixels of each (N, C, H, W) crop:
+    near 0 on sky and flat wallpaper, large on fur, foliage and fabric."""
+    return crops.diff(dim=-1).abs().mean((1, 2, 3)) + crops.diff(dim=-2).abs().mean((1, 2, 3))
+
+
+def most_textured(candidates: torch.Tensor) -> torch.Tensor:
+    """(K, N, C, H, W) -> (N, C, H, W): for each of the N crops, the one of its K candidates with
+    the most texture."""
+    k, n = candidates.shape[:2]
+    best = texture(candidates.flatten(0, 1)).view(k, n).argmax(0)
+    return candidates[best, torch.arange(n, device=candidates.device)]

@@ -49,6 +49,12 @@ class TrainConfig:
     synthetic_fraction: float = option(
         0.0, "share of every batch cut from dead-leaves images (model/dead_leaves.py)", section=DATA
     )
+    texture_candidates: int = option(
+        1,
+        "each photo crop is the most textured (largest mean neighbour difference) of this many drawn: "
+        "light noise's error lies in texture, which flat crops do not teach",
+        section=DATA,
+    )
     jpeg_fraction: float = option(
         0.0,
         "share of training crops JPEG-compressed, their target too, before noise is added (model/jpeg.py): "
@@ -268,6 +274,8 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         )
     if not 0 <= config.synthetic_fraction < 1:
         raise ValueError(f"synthetic_fraction must be in [0, 1), got {config.synthetic_fraction}")
+    if config.texture_candidates < 1:
+        raise ValueError(f"texture_candidates must be >= 1, got {config.texture_candidates}")
     if not 0 <= config.jpeg_fraction <= 1 or not 1 <= config.jpeg_quality <= BEST_QUALITY:
         raise ValueError(
             f"jpeg_fraction must be in [0, 1] and jpeg_quality in [1, {BEST_QUALITY}], got {config.jpeg_fraction}, "

@@ -18,7 +18,7 @@ from model.fine_tune import encoder_levels
 from model.jpeg import jpeg_round_trip
 from model.losses import TrainingLoss
 from model.metrics import psnr
-from model.photo_crops import CropSampler, centre_box
+from model.photo_crops import CropSampler, centre_box, most_textured
 from model.plots import plot_predictions
 from model.precision import AMP_DTYPES, resolve_amp
 from model.tasks import Denoise, Task
@@ -110,6 +110,8 @@ class Trainer:
             images = dead_leaves_set(train_photos, SYNTHETIC_IMAGES, SYNTHETIC_SIDE, config.seed)
             self.synthetic = CropSampler(images, config.crop_size, device, self.generator)
         self.jpeg_generator = torch.Generator().manual_seed(config.seed)  # apart, so crops and noise stay as without
+        # apart too, and not on the seed itself, whose first draws would repeat the crops'
+        self.texture_generator = torch.Generator(device).manual_seed(config.seed + 1)
         self.task = config.make_task()
         self.amp = resolve_amp(config.amp, device)
         self.layout = torch.channels_last if wanted(config.channels_last, device) else torch.contiguous_format
@@ -127,9 +129,12 @@ class Trainer:
 
     def sample(self, batch: int) -> torch.Tensor:
         """Clean crops: `synthetic_fraction` of the batch from the dead-leaves set, the rest from photos,
-        `jpeg_fraction` of those JPEG-compressed."""
+        each the most textured of `texture_candidates`, `jpeg_fraction` of those JPEG-compressed."""
         synthetic = round(batch * self.config.synthetic_fraction) if self.synthetic else 0
         photos = self.sampler.sample(batch - synthetic)
+        if self.config.texture_candidates > 1:
+            more = self.sampler.sample(len(photos) * (self.config.texture_candidates - 1), self.texture_generator)
+            photos = most_textured(torch.cat([photos, more]).unflatten(0, (-1, len(photos))))
         if self.config.jpeg_fraction > 0:
             photos = jpeg_round_trip(photos, self.config.jpeg_fraction, self.config.jpeg_quality, self.jpeg_generator)
         if not synthetic:
@@ -245,6 +250,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
             "jpeg_generator": self.jpeg_generator.get_state(),
+            "texture_generator": self.texture_generator.get_state(),
             "batch_size": self.batch_size,
         }
 
@@ -257,6 +263,8 @@ class Trainer:
         self.generator.set_state(state["generator"].cpu())
         if "jpeg_generator" in state:  # runs saved before --jpeg-fraction have none
             self.jpeg_generator.set_state(state["jpeg_generator"])
+        if "texture_generator" in state:  # nor before --texture-candidates
+            self.texture_generator.set_state(state["texture_generator"].cpu())
         self.batch_size = state["batch_size"]
 
 
