@@ -4,6 +4,7 @@
     python -m benchmarks.eval_quality --sets standard --sigmas 25/255
     python -m benchmarks.eval_quality --previous old.pth          # adds a column for other weights
     python -m benchmarks.eval_quality --methods noisy ours         # only these columns
+    python -m benchmarks.eval_quality --methods ours --per-image   # which photos hold each row
 
 Image sets: (a) the test split of the embedded demo photos, (b) standard offline photos
 (scikit-image chelsea, coffee, astronaut; scikit-learn china, flower). None of them is in
@@ -31,7 +32,8 @@ the worst row's margin to CBM3D rises and no row falls by more than 0.02 dB. CBM
 65 s per MP on 2 cores), so every score it makes is kept in benchmarks/cbm3d_scores.json (per image,
 sigma and the clean photo's hash, for this bm3d version), written after every row so that a
 stopped run keeps them; a run without the CBM3D column takes the verdict from there when every
-row is cached.
+row is cached, and --per-image each photo's margin to CBM3D: a mean over 5 or 12 photos hides
+whether one photo or all of them hold a row.
 """
 
 from __future__ import annotations
@@ -185,7 +187,8 @@ def evaluate(
 
     CBM3D's scores go into `cache`; without the CBM3D column, a row whose every image is cached
     still gets its "CBM3D" entry (not in the table: the time per MP would be missing), so that
-    `changes` can give the shipping rule's verdict."""
+    `changes` can give the shipping rule's verdict. Each row's "per image" maps a method to
+    its PSNR on every photo, in the order of "images"."""
     table = methods(list(sigmas.values()), **options)
     stored = read_cbm3d_cache(cache) if cache else {}
     rows, seconds, megapixels = [], dict.fromkeys(table, 0.0), 0.0
@@ -204,10 +207,11 @@ def evaluate(
                     scores[name].append(score(output, clean, clip=name != "noisy"))
                 if "CBM3D" in table:
                     stored[keys[image_name]] = list(scores["CBM3D"][-1])
-            row = {"set": set_name, "sigma": sigma_name}
-            row |= {name: tuple(np.mean(values, axis=0)) for name, values in scores.items()}
             if "CBM3D" not in table and all(key in stored for key in keys.values()):
-                row["CBM3D"] = tuple(np.mean([stored[key] for key in keys.values()], axis=0))
+                scores["CBM3D"] = [tuple(stored[key]) for key in keys.values()]
+            row = {"set": set_name, "sigma": sigma_name, "images": list(photos)}
+            row |= {name: tuple(np.mean(values, axis=0)) for name, values in scores.items()}
+            row["per image"] = {name: [psnr for psnr, _ in values] for name, values in scores.items()}
             rows.append(row)
             print(
                 f"{set_name} sigma {sigma_name}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in row.items() if k in table)
@@ -227,6 +231,23 @@ def markdown(rows: list[dict], per_megapixel: dict) -> str:
         cells = [f"{row[n][0]:.2f} / {row[n][1]:.3f}" for n in names]
         lines.append(f"| {row['set']} | {row['sigma']} | " + " | ".join(cells) + " |")
     lines.append("| s per MP | | " + " | ".join(f"{per_megapixel[n]:.2f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def per_image(rows: list[dict]) -> str:
+    """Every photo's PSNR per method, and ours minus CBM3D where both were scored (or cached)."""
+    names = [name for name in rows[0]["per image"] if all(name in row["per image"] for row in rows)]
+    margin = "ours" in names and "CBM3D" in names
+    lines = [
+        "| images | sigma | photo | " + " | ".join(names) + (" | ours - CBM3D |" if margin else " |"),
+        "| --- | --- | --- | " + " | ".join("---" for _ in names) + (" | --- |" if margin else " |"),
+    ]
+    for row in rows:
+        scores = row["per image"]
+        for i, image in enumerate(row["images"]):
+            cells = [f"{scores[name][i]:.2f}" for name in names]
+            cells += [f"{scores['ours'][i] - scores['CBM3D'][i]:+.2f}"] if margin else []
+            lines.append(f"| {row['set']} | {row['sigma']} | {image} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -266,6 +287,9 @@ def main() -> None:
     parser.add_argument("--previous", type=Path, help="add a 'previous' column for these weights (true sigma)")
     parser.add_argument("--methods", nargs="+", metavar="NAME", help="only these columns (default: all)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="of previous and ours (default fp32)")
+    parser.add_argument(
+        "--per-image", action="store_true", help="also a table of every photo's PSNR, and ours minus CBM3D"
+    )
     args = parser.parse_args()
     sets = {name: loaders[name]() for name in args.sets}
     sigmas = {name: SIGMAS[name] for name in args.sigmas}
@@ -276,6 +300,8 @@ def main() -> None:
         raise SystemExit(f"error: {error}") from None
     print(f"\nPSNR (dB) / SSIM, mean per image; {datetime.date.today()}, {machine()}\n")
     print(markdown(rows, per_megapixel))
+    if args.per_image:
+        print("\nPSNR (dB) per photo\n\n" + per_image(rows))
     if args.previous is not None and all("ours" in row and "previous" in row for row in rows):
         if "CBM3D" not in per_megapixel and all("CBM3D" in row for row in rows):
             print(f"\n(CBM3D's scores from {CBM3D_CACHE.relative_to(C.ROOT_DIR)}, bm3d {bm3d_version()})")

@@ -8,7 +8,7 @@ import pytest
 
 import constants as C
 from benchmarks import eval_quality
-from benchmarks.eval_quality import changes, evaluate, read_cbm3d_cache
+from benchmarks.eval_quality import changes, evaluate, per_image, read_cbm3d_cache
 
 
 def rows(ours_5: float, ours_50: float) -> list[dict]:
@@ -50,6 +50,26 @@ def test_cbm3d_scores_are_cached_so_a_run_without_the_column_still_gets_the_verd
     assert "CBM3D" not in per_megapixel  # not run, so not in the table
     assert rows[0]["CBM3D"] == computed[0]["CBM3D"]
     assert "shipping rule" in changes(rows)
+
+
+def test_per_image_gives_every_photo_s_margin_to_cached_cbm3d(tmp_path):
+    cache, sigmas = tmp_path / "cbm3d.json", {"25/255": 25 / 255, "50/255": 50 / 255}
+    two = {"tiny": {"a": photos(0)["tiny"]["photo"], "b": photos(1)["tiny"]["photo"]}}
+    computed, _ = evaluate(two, sigmas, cache=cache, only=["CBM3D"])
+    rows, _ = evaluate(two, sigmas, cache=cache, only=["noisy", "ours"])
+    lines = per_image(rows).splitlines()
+    assert lines[0] == "| images | sigma | photo | noisy | ours | CBM3D | ours - CBM3D |"
+    assert len(lines) == 2 + 4  # a line per photo and sigma
+    for row, cbm3d in zip(rows, computed, strict=True):
+        assert row["per image"]["CBM3D"] == cbm3d["per image"]["CBM3D"]
+        assert np.mean(row["per image"]["ours"]) == pytest.approx(row["ours"][0])
+    noisy, ours, cbm3d = (rows[1]["per image"][name][1] for name in ("noisy", "ours", "CBM3D"))
+    assert lines[-1] == f"| tiny | 50/255 | b | {noisy:.2f} | {ours:.2f} | {cbm3d:.2f} | {ours - cbm3d:+.2f} |"
+
+
+def test_per_image_without_cbm3d_has_no_margin_column(tmp_path):
+    rows, _ = evaluate(photos(0), {"25/255": 25 / 255}, cache=tmp_path / "none.json", only=["noisy"])
+    assert per_image(rows).splitlines()[0] == "| images | sigma | photo | noisy |"
 
 
 def test_a_changed_photo_or_another_bm3d_version_is_not_taken_from_the_cache(tmp_path):
