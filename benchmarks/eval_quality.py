@@ -238,10 +238,8 @@ def per_image(rows: list[dict]) -> str:
     """Every photo's PSNR per method, and ours minus CBM3D where both were scored (or cached)."""
     names = [name for name in rows[0]["per image"] if all(name in row["per image"] for row in rows)]
     margin = "ours" in names and "CBM3D" in names
-    lines = [
-        "| images | sigma | photo | " + " | ".join(names) + (" | ours - CBM3D |" if margin else " |"),
-        "| --- | --- | --- | " + " | ".join("---" for _ in names) + (" | --- |" if margin else " |"),
-    ]
+    columns = ["images", "sigma", "photo", *names] + (["ours - CBM3D"] if margin else [])
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in rows:
         scores = row["per image"]
         for i, image in enumerate(row["images"]):
