@@ -64,6 +64,12 @@ class TrainConfig:
     jpeg_quality: int = option(
         75, f"lowest quality of --jpeg-fraction's crops, drawn uniformly up to {BEST_QUALITY}", section=DATA
     )
+    chroma_gain: float = option(
+        1.0,
+        "each training crop's colour scaled by a gain drawn from [1, this] (model/chroma.py), the target too: "
+        "the photos that trail CBM3D most hold more colour detail than the training set",
+        section=DATA,
+    )
     model: UNetConfig = group(UNetConfig, "network (ignored with --init, which brings its own)")
     init: str = option("", "a checkpoint to start from (its architecture is used)", section=NETWORK)
     task: str = option("denoise", "denoise, sr (super-resolution) or colorize", ("denoise", "sr", "colorize"), NETWORK)
@@ -281,6 +287,8 @@ def check_config(config: TrainConfig, world_size: int) -> None:
             f"jpeg_fraction must be in [0, 1] and jpeg_quality in [1, {BEST_QUALITY}], got {config.jpeg_fraction}, "
             f"{config.jpeg_quality}"
         )
+    if config.chroma_gain < 1:
+        raise ValueError(f"chroma_gain must be >= 1, got {config.chroma_gain}")
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):
         raise ValueError("with several processes (DDP) freeze_epochs must be 0 and batch_size given")
     if config.batch_size % world_size:

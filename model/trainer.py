@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 import constants as C
 from model import distributed
 from model.checkpoint import save_checkpoint
+from model.chroma import boost_chroma
 from model.dead_leaves import dead_leaves_set
 from model.fine_tune import encoder_levels
 from model.jpeg import jpeg_round_trip
@@ -112,6 +113,7 @@ class Trainer:
         self.jpeg_generator = torch.Generator().manual_seed(config.seed)  # apart, so crops and noise stay as without
         # apart too, and not on the seed itself, whose first draws would repeat the crops'
         self.texture_generator = torch.Generator(device).manual_seed(config.seed + 1)
+        self.chroma_generator = torch.Generator().manual_seed(config.seed + 2)
         self.task = config.make_task()
         self.amp = resolve_amp(config.amp, device)
         self.layout = torch.channels_last if wanted(config.channels_last, device) else torch.contiguous_format
@@ -129,12 +131,15 @@ class Trainer:
 
     def sample(self, batch: int) -> torch.Tensor:
         """Clean crops: `synthetic_fraction` of the batch from the dead-leaves set, the rest from photos,
-        each the most textured of `texture_candidates`, `jpeg_fraction` of those JPEG-compressed."""
+        each the most textured of `texture_candidates`, their colour scaled up to `chroma_gain`,
+        `jpeg_fraction` of those JPEG-compressed."""
         synthetic = round(batch * self.config.synthetic_fraction) if self.synthetic else 0
         photos = self.sampler.sample(batch - synthetic)
         if self.config.texture_candidates > 1:
             more = self.sampler.sample(len(photos) * (self.config.texture_candidates - 1), self.texture_generator)
             photos = most_textured(torch.cat([photos, more]).unflatten(0, (-1, len(photos))))
+        if self.config.chroma_gain > 1:
+            photos = boost_chroma(photos, self.config.chroma_gain, self.chroma_generator)
         if self.config.jpeg_fraction > 0:
             photos = jpeg_round_trip(photos, self.config.jpeg_fraction, self.config.jpeg_quality, self.jpeg_generator)
         if not synthetic:
@@ -251,6 +256,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "jpeg_generator": self.jpeg_generator.get_state(),
             "texture_generator": self.texture_generator.get_state(),
+            "chroma_generator": self.chroma_generator.get_state(),
             "batch_size": self.batch_size,
         }
 
@@ -265,6 +271,8 @@ class Trainer:
             self.jpeg_generator.set_state(state["jpeg_generator"])
         if "texture_generator" in state:  # nor before --texture-candidates
             self.texture_generator.set_state(state["texture_generator"].cpu())
+        if "chroma_generator" in state:  # nor before --chroma-gain
+            self.chroma_generator.set_state(state["chroma_generator"])
         self.batch_size = state["batch_size"]
 
 
