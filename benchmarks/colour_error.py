@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 import constants as C
-from benchmarks.eval_quality import SIGMAS, cbm3d, demo_test_photos, standard_photos
-from model.checkpoint import CheckpointError, load_model
+from benchmarks.eval_quality import PHOTO_SETS, SIGMAS, cbm3d, methods
+from model.checkpoint import CheckpointError
 from model.config_flags import make_parser
 from model.dataset import seeded_noisy_copy
-from model.denoise import denoise_array
 
 OPPONENT = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]]) / np.sqrt([[3], [2], [6]])  # rows: orthonormal axes
 LEVEL = 255**2  # squared errors in (1/255)^2
@@ -93,22 +92,17 @@ def markdown(rows_by_case: dict[tuple[str, str], list[dict]]) -> str:
 
 def main() -> None:
     parser = make_parser(__doc__)
-    loaders = {"demo-test": demo_test_photos, "standard": standard_photos}
-    parser.add_argument("--sets", nargs="+", choices=tuple(loaders), default=["standard"], help="photo sets")
+    parser.add_argument("--sets", nargs="+", choices=tuple(PHOTO_SETS), default=["standard"], help="photo sets")
     parser.add_argument("--sigmas", nargs="+", choices=SIGMAS, default=["5/255"], help="noise levels")
     parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="ours (default: the shipped weights)")
     args = parser.parse_args()
     try:
-        network, _ = load_model(args.weights, "cpu")
+        ours = methods([SIGMAS[name] for name in args.sigmas], args.weights, only=["ours"])["ours"]
     except CheckpointError as error:
         raise SystemExit(f"error: {error}") from None
-
-    def ours(noisy: np.ndarray, sigma: float) -> np.ndarray:
-        return denoise_array(noisy, network, sigma, precision="fp32")
-
     results = {}
     for set_name in args.sets:
-        photos = loaders[set_name]()
+        photos = PHOTO_SETS[set_name]()
         for sigma_name in args.sigmas:
             results[set_name, sigma_name] = compare(photos, SIGMAS[sigma_name], ours)
             print(f"{set_name} {sigma_name}: done", flush=True)

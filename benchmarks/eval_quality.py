@@ -100,6 +100,15 @@ def validation_photos(quality: int | None = None, root: Path = C.PRETRAIN_DIR) -
     return photos
 
 
+PHOTO_SETS: dict[str, Callable[[], dict[str, np.ndarray]]] = {
+    "demo-test": demo_test_photos,
+    "standard": standard_photos,
+    "validation": validation_photos,
+    "validation-jpeg90": lambda: validation_photos(90),
+    "validation-jpeg75": lambda: validation_photos(75),
+}
+
+
 def tune_nlm(sigma: float) -> float:
     """The NLM strength with the best PSNR on the tuning photo at this sigma."""
     import skimage.data
@@ -270,15 +279,8 @@ def machine() -> str:
 
 def main() -> None:
     parser = make_parser(__doc__)
-    loaders = {
-        "demo-test": demo_test_photos,
-        "standard": standard_photos,
-        "validation": validation_photos,
-        "validation-jpeg90": lambda: validation_photos(90),
-        "validation-jpeg75": lambda: validation_photos(75),
-    }
     parser.add_argument(
-        "--sets", nargs="+", choices=tuple(loaders), default=["demo-test", "standard"], help="photo sets"
+        "--sets", nargs="+", choices=tuple(PHOTO_SETS), default=["demo-test", "standard"], help="photo sets"
     )
     parser.add_argument("--sigmas", nargs="+", choices=SIGMAS, default=list(SIGMAS), help="noise levels (rows)")
     parser.add_argument("--weights", type=Path, default=C.CHECKPOINT_PATH, help="the 'ours' columns (default: shipped)")
@@ -289,7 +291,7 @@ def main() -> None:
         "--per-image", action="store_true", help="also a table of every photo's PSNR, and ours minus CBM3D"
     )
     args = parser.parse_args()
-    sets = {name: loaders[name]() for name in args.sets}
+    sets = {name: PHOTO_SETS[name]() for name in args.sets}
     sigmas = {name: SIGMAS[name] for name in args.sigmas}
     options = {"weights": args.weights, "previous": args.previous, "only": args.methods, "precision": args.precision}
     try:
