@@ -174,11 +174,12 @@ def methods(
         strengths = {sigma: tune_nlm(sigma) for sigma in sigmas}
         print("NLM strength h / sigma: " + ", ".join(f"{s * 255:g}/255 -> {k}" for s, k in strengths.items()))
         table["NLM"] = lambda noisy, sigma: nlm(noisy, sigma, strengths[sigma])
-    if ORIGINAL_RECIPE.exists():
-        original, _ = load_model(ORIGINAL_RECIPE, "cpu")
-        table["original recipe"] = lambda noisy, sigma: denoise_array(noisy, original)
-    else:
-        print(f"(no {ORIGINAL_RECIPE.relative_to(C.ROOT_DIR)}: the original-recipe column is skipped)")
+    if not only or "original recipe" in only:
+        if ORIGINAL_RECIPE.exists():
+            original, _ = load_model(ORIGINAL_RECIPE, "cpu")
+            table["original recipe"] = lambda noisy, sigma: denoise_array(noisy, original)
+        else:
+            print(f"(no {ORIGINAL_RECIPE.relative_to(C.ROOT_DIR)}: the original-recipe column is skipped)")
     if previous is not None:
         earlier, _ = load_model(previous, "cpu")
         table["previous"] = lambda noisy, sigma: denoise_array(noisy, earlier, sigma, precision=precision)
