@@ -31,24 +31,51 @@ def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -psnr(output, target).mean()
 
 
-PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss, "psnr": psnr_loss}
+def squared_error(output: torch.Tensor, target: torch.Tensor, colour_weight: float = 1.0) -> torch.Tensor:
+    """Each pixel's squared error, the mean over its channels, with the colour part weighing
+    `colour_weight` times the grey part.
+
+    An RGB error splits into a grey part (its mean over the channels, on all three alike) and a
+    colour part (the rest). Light noise's excess error over CBM3D lies almost all in colour, and
+    a weight above 1 turns the steps toward it. The sum is scaled so that an error of the same
+    size on every channel, independent, costs the same whatever the weight; at 1 it is the plain
+    squared error the PSNR is judged by."""
+    error = output - target
+    if colour_weight == 1:
+        return error.pow(2)
+    grey = error.mean(dim=1, keepdim=True)
+    colour = (error - grey).pow(2).sum(dim=1, keepdim=True)
+    return (3 * grey.pow(2) + colour_weight * colour) / (1 + 2 * colour_weight)
+
+
+def mse(output: torch.Tensor, target: torch.Tensor, colour_weight: float = 1.0) -> torch.Tensor:
+    """The mean squared error, its colour part weighed by `colour_weight` (see squared_error)."""
+    return squared_error(output, target, colour_weight).mean()
+
+
+PIXEL_LOSSES = {"mse": mse, "l1": F.l1_loss, "charbonnier": charbonnier_loss, "psnr": psnr_loss}
 SIGMA_FLOOR = 2 / 255  # below it a crop's weight stops growing (sigma -> 0 would weigh it without bound)
 
 
 def noise_weighted_mse(
-    output: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor, floor: float = SIGMA_FLOOR
+    output: torch.Tensor,
+    target: torch.Tensor,
+    sigma: torch.Tensor,
+    floor: float = SIGMA_FLOOR,
+    colour_weight: float = 1.0,
 ) -> torch.Tensor:
     """Each crop's squared error divided by its noise variance (sigma floored at `floor`).
 
     It is the share of the noise power left in the output, so a crop at 5/255 counts as much as
     one at 50/255; in a plain MSE the latter's error is ~100 times larger and rules every step.
     A higher floor is a middle way: crops up to it weigh the same, as in a plain MSE, and only
-    the heavier ones are scaled down."""
-    per_crop = (output - target).pow(2).mean(dim=tuple(range(1, output.ndim)))
+    the heavier ones are scaled down. `colour_weight` as in squared_error."""
+    per_crop = squared_error(output, target, colour_weight).mean(dim=tuple(range(1, output.ndim)))
     return (per_crop / sigma.clamp(min=floor) ** 2).mean()
 
 
 NOISE_WEIGHTED_LOSSES = {"mse-per-variance": noise_weighted_mse}  # they take each crop's sigma too
+COLOUR_WEIGHTED_LOSSES = ("mse", "mse-per-variance")  # they take a colour_weight
 LOSSES = {**PIXEL_LOSSES, **NOISE_WEIGHTED_LOSSES}
 
 
@@ -90,12 +117,19 @@ class TrainingLoss(nn.Module):
         perceptual_weight: float = 0.0,
         features: nn.Module | None = None,
         sigma_floor: float = SIGMA_FLOOR,
+        colour_weight: float = 1.0,
     ):
         super().__init__()
         if pixel not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {pixel!r}")
+        if colour_weight != 1 and pixel not in COLOUR_WEIGHTED_LOSSES:
+            raise ValueError(f"a colour weight needs one of {list(COLOUR_WEIGHTED_LOSSES)}, got loss {pixel!r}")
         self.weighs_noise = pixel in NOISE_WEIGHTED_LOSSES
-        self.pixel = partial(LOSSES[pixel], floor=sigma_floor) if self.weighs_noise else LOSSES[pixel]
+        self.pixel = LOSSES[pixel]
+        if self.weighs_noise:
+            self.pixel = partial(self.pixel, floor=sigma_floor)
+        if colour_weight != 1:
+            self.pixel = partial(self.pixel, colour_weight=colour_weight)
         self.perceptual_weight = perceptual_weight
         self.perceptual = PerceptualLoss(features) if perceptual_weight > 0 else None
 

@@ -12,7 +12,7 @@ import constants as C
 from model.config_flags import group, option
 from model.fine_tune import RESET_HEAD_CHOICES
 from model.jpeg import BEST_QUALITY
-from model.losses import LOSSES, SIGMA_FLOOR
+from model.losses import COLOUR_WEIGHTED_LOSSES, LOSSES, SIGMA_FLOOR
 from model.precision import AMP_CHOICES
 from model.tasks import Colorize, Denoise, SuperResolution, Task
 from model.unet import UNetConfig
@@ -161,6 +161,12 @@ class TrainConfig:
         "mse-per-variance: lower sigmas weigh as this one (higher: heavy noise keeps more weight)",
         section=LOSS,
     )
+    colour_loss_weight: float = option(
+        1.0,
+        "mse and mse-per-variance: the colour part of each pixel's error (its channels' differences from "
+        "their mean) weighs this many times the grey part: light noise's excess error lies in colour",
+        section=LOSS,
+    )
     perceptual_weight: float = option(
         0.0, "> 0: add a VGG16 feature loss (needs the ImageNet weights locally)", section=LOSS
     )
@@ -263,6 +269,11 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         raise ValueError(f"loss must be one of {list(LOSSES)} and amp one of {list(AMP_CHOICES)}")
     if config.loss_sigma_floor <= 0:
         raise ValueError(f"loss_sigma_floor must be > 0, got {config.loss_sigma_floor}")
+    if config.colour_loss_weight <= 0 or (config.colour_loss_weight != 1 and config.loss not in COLOUR_WEIGHTED_LOSSES):
+        raise ValueError(
+            f"colour_loss_weight must be > 0, and other than 1 only with a loss in {list(COLOUR_WEIGHTED_LOSSES)}; "
+            f"got {config.colour_loss_weight} with {config.loss!r}"
+        )
     if config.reset_head not in RESET_HEAD_CHOICES:
         raise ValueError(f"reset_head must be one of {list(RESET_HEAD_CHOICES)}, got {config.reset_head!r}")
     if config.channels_last not in AUTO_CHOICES or config.compile not in AUTO_CHOICES:

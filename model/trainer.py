@@ -122,7 +122,10 @@ class Trainer:
         # fp16 needs loss scaling so small gradients do not flush to zero; bf16 has fp32's range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         self.loss_function = TrainingLoss(
-            config.loss, config.perceptual_weight, sigma_floor=config.loss_sigma_floor
+            config.loss,
+            config.perceptual_weight,
+            sigma_floor=config.loss_sigma_floor,
+            colour_weight=config.colour_loss_weight,
         ).to(device)
         self.ema = [p.detach().clone() for p in model.parameters()] if config.ema_decay > 0 else None
         # gradients are averaged over processes in backward(); one process trains the model as is
