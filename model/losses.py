@@ -43,9 +43,10 @@ def squared_error(output: torch.Tensor, target: torch.Tensor, colour_weight: flo
     error = output - target
     if colour_weight == 1:
         return error.pow(2)
+    channels = error.shape[1]
     grey = error.mean(dim=1, keepdim=True)
     colour = (error - grey).pow(2).sum(dim=1, keepdim=True)
-    return (3 * grey.pow(2) + colour_weight * colour) / (1 + 2 * colour_weight)
+    return (channels * grey.pow(2) + colour_weight * colour) / (1 + (channels - 1) * colour_weight)
 
 
 def mse(output: torch.Tensor, target: torch.Tensor, colour_weight: float = 1.0) -> torch.Tensor:

@@ -26,6 +26,11 @@ def test_a_colour_error_weighs_the_weight_times_a_grey_error_of_the_same_size():
     assert ratio[3.0] == pytest.approx(3 * ratio[1.0])
 
 
+def test_a_grey_image_has_no_colour_to_weigh():
+    output, target = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    assert mse(output, target, 3.0).item() == pytest.approx(F.mse_loss(output, target).item())
+
+
 def test_noise_like_errors_cost_the_same_whatever_the_weight():
     output = 0.05 * torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     target = torch.zeros_like(output)
