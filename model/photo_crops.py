@@ -69,6 +69,22 @@ def centre_crop(image: Image.Image, side: int) -> Image.Image:
     return image.crop(centre_box(image.width, image.height, side))
 
 
+def zoomed_out(photos: list[torch.Tensor], factor: float, smallest: int) -> list[torch.Tensor]:
+    """`photos` (uint8, 3 x H x W) downscaled by `factor` with an antialiased filter, the ones still
+    at least `smallest` pixels on their shorter side: the same scenes with more detail per pixel,
+    as the small photos the denoiser is measured on hold (a 512-px photo of a whole cat, where a
+    training crop of a 4K wallpaper shows a patch of sky)."""
+    zoomed = []
+    for photo in photos:
+        height, width = (round(side / factor) for side in photo.shape[-2:])
+        if min(height, width) >= smallest:
+            small = F.interpolate(photo[None].float(), (height, width), mode="bilinear", antialias=True)
+            zoomed.append(small[0].round().clamp(0, 255).to(torch.uint8))
+    if not zoomed:
+        raise ValueError(f"no training photo keeps {smallest} pixels a side when downscaled by {factor}")
+    return zoomed
+
+
 class CropSampler:
     """Random crops of a set of photos of any sizes, drawn on the device without a Python loop.
 

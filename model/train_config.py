@@ -70,6 +70,13 @@ class TrainConfig:
         "the photos that trail CBM3D most hold more colour detail than the training set",
         section=DATA,
     )
+    zoom_out_fraction: float = option(
+        0.0,
+        "share of training crops cut from the photos downscaled by --zoom-out-factor (model/photo_crops.py): "
+        "the photos that trail CBM3D most are whole scenes in 512 px, with more detail per pixel",
+        section=DATA,
+    )
+    zoom_out_factor: float = option(2.0, "how much --zoom-out-fraction's photos are downscaled (> 1)", section=DATA)
     model: UNetConfig = group(UNetConfig, "network (ignored with --init, which brings its own)")
     init: str = option("", "a checkpoint to start from (its architecture is used)", section=NETWORK)
     task: str = option("denoise", "denoise, sr (super-resolution) or colorize", ("denoise", "sr", "colorize"), NETWORK)
@@ -300,6 +307,11 @@ def check_config(config: TrainConfig, world_size: int) -> None:
         )
     if config.chroma_gain < 1:
         raise ValueError(f"chroma_gain must be >= 1, got {config.chroma_gain}")
+    if not 0 <= config.zoom_out_fraction <= 1 or config.zoom_out_factor <= 1:
+        raise ValueError(
+            f"zoom_out_fraction must be in [0, 1] and zoom_out_factor > 1, got {config.zoom_out_fraction}, "
+            f"{config.zoom_out_factor}"
+        )
     if world_size > 1 and (config.freeze_epochs > 0 or config.batch_size == 0):
         raise ValueError("with several processes (DDP) freeze_epochs must be 0 and batch_size given")
     if config.batch_size % world_size:

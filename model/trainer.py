@@ -19,7 +19,7 @@ from model.fine_tune import encoder_levels
 from model.jpeg import jpeg_round_trip
 from model.losses import TrainingLoss
 from model.metrics import psnr
-from model.photo_crops import CropSampler, centre_box, most_textured
+from model.photo_crops import CropSampler, centre_box, most_textured, zoomed_out
 from model.plots import plot_predictions
 from model.precision import AMP_DTYPES, resolve_amp
 from model.tasks import Denoise, Task
@@ -110,6 +110,10 @@ class Trainer:
         if config.synthetic_fraction > 0:
             images = dead_leaves_set(train_photos, SYNTHETIC_IMAGES, SYNTHETIC_SIDE, config.seed)
             self.synthetic = CropSampler(images, config.crop_size, device, self.generator)
+        self.zoomed = None
+        if config.zoom_out_fraction > 0:
+            zoomed = zoomed_out(train_photos, config.zoom_out_factor, config.crop_size)
+            self.zoomed = CropSampler(zoomed, config.crop_size, device, self.generator, config.sampling)
         self.jpeg_generator = torch.Generator().manual_seed(config.seed)  # apart, so crops and noise stay as without
         # apart too, and not on the seed itself, whose first draws would repeat the crops'
         self.texture_generator = torch.Generator(device).manual_seed(config.seed + 1)
@@ -133,11 +137,15 @@ class Trainer:
         self.batch_size = config.batch_size
 
     def sample(self, batch: int) -> torch.Tensor:
-        """Clean crops: `synthetic_fraction` of the batch from the dead-leaves set, the rest from photos,
-        each the most textured of `texture_candidates`, their colour scaled up to `chroma_gain`,
-        `jpeg_fraction` of those JPEG-compressed."""
+        """Clean crops: `synthetic_fraction` of the batch from the dead-leaves set, the rest from photos
+        (`zoom_out_fraction` of those from the photos downscaled by `zoom_out_factor`), each the most
+        textured of `texture_candidates`, their colour scaled up to `chroma_gain`, `jpeg_fraction`
+        of those JPEG-compressed."""
         synthetic = round(batch * self.config.synthetic_fraction) if self.synthetic else 0
-        photos = self.sampler.sample(batch - synthetic)
+        zoomed = round((batch - synthetic) * self.config.zoom_out_fraction) if self.zoomed else 0
+        photos = self.sampler.sample(batch - synthetic - zoomed)
+        if zoomed:
+            photos = torch.cat([photos, self.zoomed.sample(zoomed)])
         if self.config.texture_candidates > 1:
             more = self.sampler.sample(len(photos) * (self.config.texture_candidates - 1), self.texture_generator)
             photos = most_textured(torch.cat([photos, more]).unflatten(0, (-1, len(photos))))
