@@ -143,12 +143,9 @@ class Trainer:
         of those JPEG-compressed."""
         synthetic = round(batch * self.config.synthetic_fraction) if self.synthetic else 0
         zoomed = round((batch - synthetic) * self.config.zoom_out_fraction) if self.zoomed else 0
-        photos = self.sampler.sample(batch - synthetic - zoomed)
+        photos = self.textured_crops(self.sampler, batch - synthetic - zoomed)
         if zoomed:
-            photos = torch.cat([photos, self.zoomed.sample(zoomed)])
-        if self.config.texture_candidates > 1:
-            more = self.sampler.sample(len(photos) * (self.config.texture_candidates - 1), self.texture_generator)
-            photos = most_textured(torch.cat([photos, more]).unflatten(0, (-1, len(photos))))
+            photos = torch.cat([photos, self.textured_crops(self.zoomed, zoomed)])
         if self.config.chroma_gain > 1:
             photos = boost_chroma(photos, self.config.chroma_gain, self.chroma_generator)
         if self.config.jpeg_fraction > 0:
@@ -156,6 +153,15 @@ class Trainer:
         if not synthetic:
             return photos
         return torch.cat([photos, self.synthetic.sample(synthetic)])
+
+    def textured_crops(self, sampler: CropSampler, count: int) -> torch.Tensor:
+        """`count` crops of `sampler`, each the most textured of `texture_candidates` drawn from the
+        same sampler, so that a zoomed-out crop competes only with zoomed-out ones."""
+        crops = sampler.sample(count)
+        if self.config.texture_candidates > 1 and count:
+            more = sampler.sample(count * (self.config.texture_candidates - 1), self.texture_generator)
+            crops = most_textured(torch.cat([crops, more]).unflatten(0, (-1, count)))
+        return crops
 
     def forward_loss(self, batch: int) -> torch.Tensor:
         """The loss on this process's share of `batch` fresh crops."""

@@ -25,9 +25,10 @@ def test_photos_too_small_after_downscaling_are_left_out_and_none_left_is_an_err
         zoomed_out([small], 4.0, smallest=16)
 
 
-def test_zoomed_out_crops_change_training(tmp_path, image_folder):
+@pytest.mark.parametrize("changes", [{"zoom_out_fraction": 0.5}, {"zoom_out_fraction": 1.0, "texture_candidates": 2}])
+def test_zoomed_out_crops_change_training(tmp_path, image_folder, changes):
     plain = train(tiny_config(tmp_path / "plain", image_folder, epochs=1))
-    zoomed = train(tiny_config(tmp_path / "zoomed", image_folder, epochs=1, zoom_out_fraction=0.5))
+    zoomed = train(tiny_config(tmp_path / "zoomed", image_folder, epochs=1, **changes))
     a, b = (torch.load(run["last"], weights_only=True)["model"] for run in (plain, zoomed))
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
